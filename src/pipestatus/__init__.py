@@ -1,3 +1,3 @@
-"""pipestatus: data-pipeline run-status events from Kafka into one trustworthy record of every run."""
+"""pipestatus: data-pipeline run-status events from Kafka, one trustworthy record per run."""
 
 __version__ = "0.1.0"

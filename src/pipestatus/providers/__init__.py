@@ -45,9 +45,7 @@ class Parsed:
     document: Any
 
 
-def identify(
-    document: Any, provider: Provider | None
-) -> tuple[ProviderSpec, PayloadKind]:
+def identify(document: Any, provider: Provider | None) -> tuple[ProviderSpec, PayloadKind]:
     """Finds the one payload kind ``document`` has; never guesses between several."""
     if not isinstance(document, dict):
         raise UnknownPayloadKindError(
@@ -56,11 +54,9 @@ def identify(
     specs = [PROVIDERS[provider]] if provider is not None else list(PROVIDERS.values())
     found = [(spec, kind) for spec in specs for kind in spec.kinds if kind.matches(document)]
     if not found:
-        scope = provider.value if provider is not None else "any provider"
+        scope = f"no {provider.value} payload kind" if provider else "no known payload kind"
         keys = ", ".join(sorted(document)[:8]) or "none"
-        raise UnknownPayloadKindError(
-            f"no {scope} payload kind has this shape (top-level keys: {keys})"
-        )
+        raise UnknownPayloadKindError(f"{scope} has this shape (top-level keys: {keys})")
     if len(found) > 1:
         names = ", ".join(kind.name for _spec, kind in found)
         raise AmbiguousPayloadKindError(f"shape matches several payload kinds: {names}")
@@ -82,7 +78,9 @@ def parse_document(document: Any, provider: Provider | None = None) -> Parsed:
     return Parsed(spec.provider, kind.name, kind.native_event_id(model), observations, document)
 
 
-def parse_record(raw: bytes, provider: Provider | None = None, *, max_bytes: int = 1 << 20) -> Parsed:
+def parse_record(
+    raw: bytes, provider: Provider | None = None, *, max_bytes: int = 1 << 20
+) -> Parsed:
     """Decodes and parses one record's value (the whole pure pipeline)."""
     return parse_document(decode_json(raw, max_bytes=max_bytes), provider)
 

@@ -1,0 +1,1 @@
+"""The I/O shell: Kafka, PostgreSQL, HTTP and metrics live here and nowhere else."""

@@ -1,0 +1,65 @@
+"""The shell's interfaces as the service sees them (structural, so fakes need no base class)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from typing import Protocol
+
+from pipestatus.domain.batch import BatchPlan, RunKey
+from pipestatus.domain.observation import Observation
+
+
+@dataclass(frozen=True, slots=True)
+class EventClaim:
+    """An event identity and where it was read."""
+
+    event_id: str
+    provider: str
+    topic: str | None
+    partition: int | None
+    offset: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetterRow:
+    provider: str | None
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    value_size: int
+    value_sha256: str
+    truncated: bool
+    headers: list[dict[str, str]]
+    stage: str
+    reason: str
+    field_path: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class TransitionSource:
+    topic: str | None
+    partition: int | None
+    offset: int | None
+
+
+class UnitOfWork(Protocol):
+    """The statements of one batch, committed or rolled back together."""
+
+    async def claim_events(self, claims: Sequence[EventClaim]) -> set[str]: ...
+    async def lock_and_load_runs(self, keys: Sequence[RunKey]) -> dict[RunKey, Observation]: ...
+    async def write_plan(self, plan: BatchPlan, sources: dict[str, TransitionSource]) -> None: ...
+    async def add_dead_letters(self, letters: Sequence[DeadLetterRow]) -> None: ...
+    async def save_offsets(
+        self, group_id: str, next_offsets: dict[tuple[str, int], int]
+    ) -> None: ...
+
+
+class Store(Protocol):
+    """Opens units of work."""
+
+    def unit_of_work(self) -> AbstractAsyncContextManager[UnitOfWork]: ...

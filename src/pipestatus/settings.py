@@ -1,0 +1,129 @@
+"""Configuration from the environment: ``PIPESTATUS_`` prefix, ``__`` between sections.
+
+Built once, in the CLI, and passed down. Secrets are ``SecretStr`` so ``repr`` and the
+``pipestatus config`` output never show them.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+from urllib.parse import urlsplit, urlunsplit
+
+from pydantic import BaseModel, Field, SecretStr, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from pipestatus.domain.states import Provider
+from pipestatus.errors import ConfigError
+
+DEFAULT_TOPICS: dict[str, Provider] = {
+    "runs.zoho-dataprep": Provider.zoho_dataprep,
+    "runs.krenalis": Provider.krenalis,
+    "runs.codat": Provider.codat,
+    "runs.nuvo": Provider.nuvo,
+}
+
+DEFAULT_CLOUDEVENTS_TYPES: dict[str, Provider] = {
+    "com.zoho.dataprep.": Provider.zoho_dataprep,
+    "com.krenalis.": Provider.krenalis,
+    "io.codat.": Provider.codat,
+    "com.getnuvo.": Provider.nuvo,
+}
+
+
+class KafkaSettings(BaseModel):
+    """Where events come from and how they are fetched."""
+
+    bootstrap_servers: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers")
+    group_id: str = Field("pipestatus", description="consumer group of all workers")
+    client_id: str = Field("pipestatus", description="Kafka client id")
+    topics: dict[str, Provider] = Field(
+        default_factory=lambda: dict(DEFAULT_TOPICS),
+        description="JSON map topic → provider",
+    )
+    shared_topics: list[str] = Field(
+        default_factory=list,
+        description="JSON list of shared topics: provider named by CloudEvents type",
+    )
+    cloudevents_type_prefixes: dict[str, Provider] = Field(
+        default_factory=lambda: dict(DEFAULT_CLOUDEVENTS_TYPES),
+        description="JSON map CloudEvents `type` prefix → provider (wins over the topic)",
+    )
+    auto_offset_reset: Literal["earliest", "latest"] = Field(
+        "earliest", description="where a group with no stored offsets starts"
+    )
+    max_batch_records: int = Field(2000, ge=1, description="records per batch at most")
+    max_batch_bytes: int = Field(
+        16 * 1024 * 1024, ge=1024, description="bytes fetched per batch at most"
+    )
+    max_batch_wait_ms: int = Field(200, ge=0, description="how long a fetch waits for records")
+    dead_letter_topic: str | None = Field(
+        None, description="also mirror dead letters to this topic (Kafka Connect headers)"
+    )
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    ssl_cafile: str | None = None
+    ssl_certfile: str | None = None
+    ssl_keyfile: str | None = None
+
+
+class DatabaseSettings(BaseModel):
+    """Where runs are stored."""
+
+    url: SecretStr = Field(
+        SecretStr("postgresql://127.0.0.1:5432/postgres"),
+        description="PostgreSQL URL (secret: may carry a password)",
+    )
+    pool_max_size: int = Field(4, ge=1, description="connections per worker at most")
+    connect_timeout_s: float = Field(10.0, gt=0, description="connect timeout")
+
+
+class WorkerSettings(BaseModel):
+    """How the worker behaves."""
+
+    max_payload_bytes: int = Field(
+        1024 * 1024, ge=256, description="larger record values are dead-lettered unparsed"
+    )
+    shutdown_timeout_s: float = Field(20.0, gt=0, description="drain time after SIGTERM")
+    retry_initial_s: float = Field(0.5, gt=0, description="first backoff after a DB/broker error")
+    retry_max_s: float = Field(30.0, gt=0, description="longest backoff")
+    idle_polls: int = Field(
+        3, ge=1, description="`--until-idle`: empty fetches in a row, caught up, before exit"
+    )
+
+
+class Settings(BaseSettings):
+    """All of pipestatus's configuration."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="PIPESTATUS_", env_nested_delimiter="__", frozen=True, extra="ignore"
+    )
+
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    worker: WorkerSettings = Field(default_factory=WorkerSettings)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["text", "json"] = "text"
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Reads the environment; a bad value becomes one readable ``ConfigError``."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]  # keyword overrides are validated
+    except ValidationError as exc:
+        lines = [
+            f"  PIPESTATUS_{'__'.join(str(p).upper() for p in err['loc'])}: {err['msg']}"
+            for err in exc.errors(include_url=False, include_input=False)
+        ]
+        raise ConfigError("invalid configuration:\n" + "\n".join(lines)) from exc
+
+
+def redact_url(url: str) -> str:
+    """The URL with any password replaced, safe to print."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)
+    user = parts.username or ""
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc[-1]}"))
