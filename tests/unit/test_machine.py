@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime, timedelta
 
 from hypothesis import given, settings, strategies as st
@@ -142,7 +143,9 @@ class TestConvergence:
     ) -> None:
         """Shuffled, repeated deliveries end in the same final row as one ordered delivery."""
         ordered = sorted(history, key=lambda o: o.order_key)
-        delivered = data.draw(st.permutations(history + data.draw(st.lists(st.sampled_from(history)))))
+        delivered = data.draw(
+            st.permutations(history + data.draw(st.lists(st.sampled_from(history))))
+        )
         final_ordered, _ = converge(ordered)
         final_shuffled, _ = converge(list(delivered))
         assert final_shuffled == final_ordered == ordered[-1]
@@ -154,7 +157,9 @@ class TestConvergence:
     ) -> None:
         """Every transition written moves the maximum up; none repeats; the last one agrees."""
         ordered = sorted(history, key=lambda o: o.order_key)
-        delivered = data.draw(st.permutations(history + data.draw(st.lists(st.sampled_from(history)))))
+        delivered = data.draw(
+            st.permutations(history + data.draw(st.lists(st.sampled_from(history))))
+        )
         _, ordered_transitions = converge(ordered)
         _, shuffled_transitions = converge(list(delivered))
         keys = [t.observation.order_key for t in shuffled_transitions]
@@ -174,7 +179,8 @@ class TestConvergence:
         ordered = sorted(history, key=lambda o: o.order_key)
         _, transitions = converge(ordered)
         expected = [ordered[0]] + [
-            later for earlier, later in zip(ordered, ordered[1:], strict=False)
+            later
+            for earlier, later in itertools.pairwise(ordered)
             if _visible(earlier) != _visible(later)
         ]
         assert [t.observation for t in transitions] == expected
@@ -195,7 +201,8 @@ class TestConvergence:
                 applied.append(observation.event_id)
                 current = observation
             elif isinstance(decision, Stale):
-                assert current is not None and observation.order_key < current.order_key
+                assert current is not None
+                assert observation.order_key < current.order_key
             else:
                 assert current == observation
         assert len(applied) == len(set(applied))

@@ -24,7 +24,8 @@ FIXTURES = Path(__file__).parents[1] / "fixtures" / "krenalis"
 
 
 def load(name: str) -> dict[str, Any]:
-    return json.loads((FIXTURES / name).read_text())
+    document: dict[str, Any] = json.loads((FIXTURES / name).read_text())
+    return document
 
 
 def observe(document: dict[str, Any]) -> Observation:
@@ -86,7 +87,9 @@ def test_every_derivation_for_both_layouts_and_id_types(steps, run_id, end_time,
 
     assert observation.state is rule.state
     assert observation.run_id == str(run_id)
-    assert observation.error_category is (rule.error_category if rule.state is RunState.failed else None)
+    assert observation.error_category is (
+        rule.error_category if rule.state is RunState.failed else None
+    )
     assert observation.error_message == (error or None)
 
 
@@ -192,7 +195,7 @@ def test_rejects_invalid_fields_with_their_path(change, path):
     assert caught.value.path == path
 
 
-@pytest.mark.parametrize("field", ["endTime"])
+@pytest.mark.parametrize("field", ["startTime", "endTime"])
 def test_rejects_a_missing_required_field(field):
     document = load("running.json")
     del document[field]
@@ -204,13 +207,26 @@ def test_rejects_a_missing_required_field(field):
     assert "required" in caught.value.detail.lower()
 
 
-@pytest.mark.parametrize("field", ["id", "pipeline", "startTime", "passed", "failed"])
+@pytest.mark.parametrize("field", ["id", "pipeline", "passed", "failed"])
 def test_without_an_identifying_key_the_shape_is_unknown(field):
     document = load("running.json")
     del document[field]
 
     with pytest.raises(UnknownPayloadKindError):
         parse_document(document, Provider.krenalis)
+
+
+def test_receive_failures_are_record_errors_too():
+    document = load("succeeded_6_steps_int_ids.json") | {
+        "passed": [4300, 4300, 4252, 4252, 4252, 4252],
+        "failed": [10, 0, 48, 0, 0, 0],
+    }
+
+    observation = observe(document)
+
+    assert observation.warnings == ("10 records failed at Receive",)
+    assert observation.counters.rows_in == 4310
+    assert observation.counters.rows_failed == 10
 
 
 def test_the_list_response_is_not_a_run():

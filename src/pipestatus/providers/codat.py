@@ -59,7 +59,11 @@ STATUS_TABLE: Final[Mapping[str, StatusRule]] = {
     "Validating": StatusRule(RunState.running, phase="Validating", phase_rank=5),
     "ProcessingQueued": StatusRule(RunState.running, phase="ProcessingQueued", phase_rank=6),
     "Processing": StatusRule(RunState.running, phase="Processing", phase_rank=7),
-    "Complete": StatusRule(RunState.succeeded, note="warnings if issues[] is non-empty"),
+    "Complete": StatusRule(
+        RunState.succeeded,
+        note=f"warnings if issues[] is non-empty; the legacy {SYNC_COMPLETED_RULE!r} webhook"
+        " (no status field) maps here too",
+    ),
     "NotSupported": StatusRule(
         RunState.skipped, note="the integration does not support the data type"
     ),
@@ -192,7 +196,7 @@ def normalize_legacy_sync_completed(event: LegacySyncCompleted) -> tuple[Observa
 
 
 def _is_pull_operation(document: Mapping[str, Any]) -> bool:
-    return {"id", "companyId", "connectionId", "dataType", "status"} <= document.keys()
+    return {"id", "companyId", "connectionId", "dataType"} <= document.keys()
 
 
 def _is_read_completed(document: Mapping[str, Any]) -> bool:

@@ -31,17 +31,6 @@ EXECUTION: Final = "nuvo.execution"
 EXECUTION_RESPONSE: Final = "nuvo.execution_response"
 CREATE_RESPONSE: Final = "nuvo.create_response"
 
-#: Execution ``status`` → common meaning (the README table's rows).
-STATUS_TABLE: Final[Mapping[str, StatusRule]] = {
-    "PROCESSING": StatusRule(RunState.running, note="also covers not-yet-started executions"),
-    "SUCCESSFUL": StatusRule(
-        RunState.succeeded, note="warnings if the last log reports error cells"
-    ),
-    "FAILED": StatusRule(
-        RunState.failed, ErrorCategory.unknown, note="category from error.type (below)"
-    ),
-}
-
 _failed = RunState.failed
 
 #: ``error.type`` of a FAILED execution → the failure's meaning.
@@ -55,6 +44,26 @@ ERROR_TYPE_TABLE: Final[Mapping[str, StatusRule]] = {
     "DESTINATION_SIZE_LIMIT": StatusRule(_failed, ErrorCategory.destination_limit),
     "WRITE_FILE_FAILURE": StatusRule(_failed, ErrorCategory.write_failed),
     "ERROR_THRESHOLD_EXCEEDED": StatusRule(_failed, ErrorCategory.quality_threshold),
+}
+
+
+def _error_types_note() -> str:
+    """The error-type table in words, so the rendered README row shows it too."""
+    rows = ", ".join(
+        f"{name} → {rule.error_category}{' (retryable)' if rule.retryable else ''}"
+        for name, rule in ERROR_TYPE_TABLE.items()
+        if rule.error_category is not None
+    )
+    return f"category by error.type: {rows}; no error object → unknown"
+
+
+#: Execution ``status`` → common meaning (the README table's rows).
+STATUS_TABLE: Final[Mapping[str, StatusRule]] = {
+    "PROCESSING": StatusRule(RunState.running, note="also covers not-yet-started executions"),
+    "SUCCESSFUL": StatusRule(
+        RunState.succeeded, note="warnings if the last log reports error cells"
+    ),
+    "FAILED": StatusRule(RunState.failed, ErrorCategory.unknown, note=_error_types_note()),
 }
 
 #: The seed's prose says ``CREATE``, its example ``CREATED``.
