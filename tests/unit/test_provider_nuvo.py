@@ -93,6 +93,7 @@ def test_an_error_object_on_a_successful_execution_is_ignored():
 
     assert observation.state is RunState.succeeded
     assert observation.error_category is None
+    assert observation.error_message is None
 
 
 def test_successful_execution_counters_come_from_the_last_log():

@@ -36,7 +36,8 @@ _STRENGTH = {Outcome.duplicate: 0, Outcome.stale: 1, Outcome.applied: 2}
 
 
 def strongest(outcomes: Sequence[Outcome]) -> Outcome:
-    return max(outcomes, key=_STRENGTH.__getitem__, default=Outcome.duplicate)
+    # An event with nothing to observe (empty fan-out) was still processed: applied.
+    return max(outcomes, key=_STRENGTH.__getitem__, default=Outcome.applied)
 
 
 @dataclass

@@ -158,16 +158,15 @@ class CreateResponse(ProviderModel):
 def observe(execution: Execution, *, path: str = "", kind: str = EXECUTION) -> Observation:
     """The observation of one execution; ``path`` locates it in the payload for errors."""
     rule = lookup_status(STATUS_TABLE, Provider.nuvo, execution.status, path=f"{path}status")
-    if rule.state is RunState.failed and execution.error is not None:
+    # Only a failed execution has a cause; the seed's read-all example shows one elsewhere too.
+    failure = execution.error if rule.state is RunState.failed else None
+    if failure is not None:
         rule = lookup_status(
-            ERROR_TYPE_TABLE, Provider.nuvo, execution.error.type, path=f"{path}error.type"
+            ERROR_TYPE_TABLE, Provider.nuvo, failure.type, path=f"{path}error.type"
         )
     logs = execution.logs or []
     last = logs[-1] if logs else None
     data = last.data if last is not None and last.data is not None else LogData()
-    warnings: tuple[str, ...] = ()
-    if data.total_error_cells:
-        warnings = (f"{data.total_error_cells} of {data.total_cells} output cells have errors",)
     return build(
         rule,
         provider=Provider.nuvo,
@@ -179,8 +178,8 @@ def observe(execution: Execution, *, path: str = "", kind: str = EXECUTION) -> O
         or execution.created_at
         or (last.started_at if last is not None else None),
         kind=kind,
-        error_message=execution.error.message if execution.error is not None else None,
-        warnings=warnings,
+        error_message=failure.message if failure is not None else None,
+        warnings=_cell_warnings(data),
         counters=Counters(
             rows_out=data.total_rows,
             rows_failed=data.total_error_rows,
@@ -190,6 +189,13 @@ def observe(execution: Execution, *, path: str = "", kind: str = EXECUTION) -> O
         ),
         started_at=execution.created_at or (logs[0].started_at if logs else None),
     )
+
+
+def _cell_warnings(data: LogData) -> tuple[str, ...]:
+    if not data.total_error_cells:
+        return ()
+    of_total = f" of {data.total_cells}" if data.total_cells is not None else ""
+    return (f"{data.total_error_cells}{of_total} output cells have errors",)
 
 
 def _difference(total: int | None, part: int | None) -> int | None:
