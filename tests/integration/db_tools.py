@@ -29,8 +29,9 @@ async def snapshot(url: str) -> dict[str, Any]:
         letters = [
             dict(row)
             for row in await connection.fetch(
-                "SELECT source_topic, source_partition, source_offset, reason, stage, field_path,"
-                " raw_value FROM dead_letters ORDER BY source_topic, source_partition, source_offset"
+                "SELECT source_topic, source_partition, source_offset, reason, stage,"
+                " field_path, raw_value FROM dead_letters"
+                " ORDER BY source_topic, source_partition, source_offset"
             )
         ]
         events = await connection.fetchval("SELECT count(*) FROM processed_events")

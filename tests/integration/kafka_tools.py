@@ -66,13 +66,13 @@ def worker_settings(
 ) -> Settings:
     """Settings for a worker on this test's topics and database, with short waits."""
     return Settings(
-        kafka={  # type: ignore[arg-type]  # validated by pydantic
+        kafka={
             "bootstrap_servers": bootstrap,
             "group_id": group or f"test-{uuid.uuid4().hex[:8]}",
             "topics": {name: p.value for name, p in topics.items()},
             "max_batch_wait_ms": 100,
             "max_batch_records": 500,
         },
-        database={"url": database_url},  # type: ignore[arg-type]
-        worker={"idle_polls": 2, "retry_initial_s": 0.2, "retry_max_s": 2},  # type: ignore[arg-type]
+        database={"url": database_url},
+        worker={"idle_polls": 2, "retry_initial_s": 0.2, "retry_max_s": 2},
     )

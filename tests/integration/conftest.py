@@ -1,0 +1,37 @@
+"""Real services for the integration tests: one broker and one PostgreSQL per session.
+
+See tests/services.py for how they are chosen (env, testcontainers, embedded).
+Every test that asks for ``database_url`` gets a database of its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.services import TestServices, temporary_database
+
+
+@pytest.fixture(scope="session")
+def services() -> Iterator[TestServices]:
+    """``.kafka_bootstrap``, ``.database_url`` (admin database) and ``.source``."""
+    started = TestServices().start()
+    try:
+        yield started
+    finally:
+        started.stop()
+
+
+@pytest.fixture
+def database_url(services: TestServices) -> Iterator[str]:
+    """A fresh, empty database on the session's server, dropped after the test."""
+    with temporary_database(services.database_url) as url:
+        yield url
+
+
+@pytest.fixture
+def second_database_url(services: TestServices) -> Iterator[str]:
+    """Another fresh database, for tests that compare two runs."""
+    with temporary_database(services.database_url) as url:
+        yield url
