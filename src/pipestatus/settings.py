@@ -93,6 +93,60 @@ class WorkerSettings(BaseModel):
     )
 
 
+class ReceiverSettings(BaseModel):
+    """One alert receiver."""
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]{0,62}$", description="label value in metrics")
+    type: Literal["alertmanager", "webhook", "pagerduty"]
+    url: str = Field(description="Alertmanager base URL, webhook URL, or PagerDuty events URL")
+    #: Standard Webhooks signing secret (``whsec_…``) for ``webhook`` receivers.
+    secret: SecretStr | None = None
+    #: PagerDuty integration (routing) key for ``pagerduty`` receivers.
+    routing_key: SecretStr | None = None
+    timeout_s: float = Field(5.0, gt=0)
+
+
+class AlertSettings(BaseModel):
+    """Alert rules and delivery."""
+
+    receivers: list[ReceiverSettings] = Field(
+        default_factory=list, description="JSON list of receivers (see README)"
+    )
+    stuck_after_s: dict[Provider, float] = Field(
+        default_factory=lambda: {
+            Provider.zoho_dataprep: 3600.0,
+            Provider.krenalis: 3600.0,
+            Provider.codat: 7200.0,
+            Provider.nuvo: 3600.0,
+        },
+        description="per-provider seconds without progress before PipelineRunStuck",
+    )
+    stuck_overrides_s: dict[str, float] = Field(
+        default_factory=dict,
+        description='per-pipeline override, JSON map "provider/pipeline_id" → seconds',
+    )
+    quality_ratio: float = Field(
+        0.05, ge=0, le=1, description="PipelineRunDataQuality: bad/total records above this"
+    )
+    sweep_interval_s: float = Field(30.0, gt=0, description="how often the stuck sweep runs")
+    resend_interval_s: float = Field(
+        60.0, gt=0, description="Alertmanager: firing alerts are re-sent this often"
+    )
+    retry_initial_s: float = Field(1.0, gt=0, description="first delivery retry delay")
+    retry_max_s: float = Field(300.0, gt=0, description="longest delivery retry delay")
+    give_up_after_s: float = Field(
+        86400.0, gt=0, description="undelivered outbox rows older than this are given up"
+    )
+
+
+class HttpSettings(BaseModel):
+    """The metrics and health endpoints."""
+
+    host: str = Field("127.0.0.1", description="bind address of /metrics, /healthz, /readyz")
+    port: int = Field(9108, ge=0, le=65535, description="port (0 picks a free one)")
+    enabled: bool = Field(True, description="serve the endpoints")
+
+
 class Settings(BaseSettings):
     """All of pipestatus's configuration."""
 
@@ -103,6 +157,8 @@ class Settings(BaseSettings):
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
+    alerts: AlertSettings = Field(default_factory=AlertSettings)
+    http: HttpSettings = Field(default_factory=HttpSettings)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["text", "json"] = "text"
 
