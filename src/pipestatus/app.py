@@ -14,15 +14,23 @@ import random
 import signal
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
+import httpx
+
+from pipestatus.adapters.dispatcher import OutboxDispatcher
+from pipestatus.adapters.http import HealthServer, ReadinessCheck
 from pipestatus.adapters.kafka import DeadLetterMirror, KafkaSource, OffsetLoader
+from pipestatus.adapters.metrics import Metrics
 from pipestatus.adapters.postgres import PgStore
+from pipestatus.adapters.receivers import build_receivers
+from pipestatus.adapters.sweep import Sweeper
+from pipestatus.domain.alerting import AlertRules
 from pipestatus.domain.batch import Outcome
-from pipestatus.errors import InfrastructureError
+from pipestatus.errors import BrokerError, InfrastructureError
 from pipestatus.intake import InboundRecord, Routing
-from pipestatus.service import BatchReport, process_batch
+from pipestatus.service import Alerting, BatchReport, process_batch
 from pipestatus.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -72,10 +80,21 @@ def install_stop_signals(stop: asyncio.Event) -> None:
 
 
 async def run_worker(
-    settings: Settings, *, until_idle: bool = False, stop: asyncio.Event | None = None
+    settings: Settings,
+    *,
+    until_idle: bool = False,
+    stop: asyncio.Event | None = None,
+    metrics: Metrics | None = None,
+    on_ready: Callable[[HealthServer | None], None] | None = None,
 ) -> WorkerSummary:
-    """Runs the worker until ``stop`` is set (or, with ``until_idle``, until caught up)."""
+    """Runs the worker until ``stop`` is set (or, with ``until_idle``, until caught up).
+
+    Resources are entered in dependency order (database, HTTP client, broker, endpoints)
+    and closed in reverse; the consumer loop, alert dispatcher, stuck-run sweep and lag
+    probe run as sibling tasks, so one crashing stops the rest.
+    """
     stop = stop or asyncio.Event()
+    metrics = metrics or Metrics()
     summary = WorkerSummary()
     routing = routing_from(settings)
     database = settings.database
@@ -88,17 +107,94 @@ async def run_worker(
             )
         )
         await store.migrate()
+        client = await stack.enter_async_context(httpx.AsyncClient())
+        receivers = build_receivers(settings.alerts, client)
+        dispatcher = OutboxDispatcher(store, receivers, settings.alerts, on_result=metrics.delivery)
+        sweeper = Sweeper(
+            store,
+            settings.alerts,
+            receivers=tuple(receivers),
+            resend_receivers=tuple(
+                r.name for r in settings.alerts.receivers if r.type == "alertmanager"
+            ),
+            metrics=metrics,
+        )
         mirror = await stack.enter_async_context(DeadLetterMirror(settings.kafka))
         source = await stack.enter_async_context(
             KafkaSource(settings.kafka, settings.kafka.group_id, _offsets_loader(store, settings))
         )
+        server = None
+        if settings.http.enabled:
+            server = await stack.enter_async_context(
+                HealthServer(
+                    metrics.registry,
+                    _readiness(store, source, metrics),
+                    host=settings.http.host,
+                    port=settings.http.port,
+                )
+            )
+        if on_ready is not None:
+            on_ready(server)
         logger.info(
             "worker started group=%s topics=%s", settings.kafka.group_id, ",".join(source.topics)
         )
-        loop = _Loop(settings, routing, store, source, mirror, summary, stop)
-        await loop.run(until_idle=until_idle)
+        alerting = Alerting(
+            AlertRules(quality_ratio=settings.alerts.quality_ratio), tuple(receivers)
+        )
+        loop = _Loop(settings, routing, store, source, mirror, summary, stop, metrics, alerting,
+                     dispatcher)  # fmt: skip
+        async with asyncio.TaskGroup() as tasks:
+            # When the consumer loop ends (stop signal, or caught up), its siblings end too.
+            tasks.create_task(_then_set(loop.run(until_idle=until_idle), stop))
+            tasks.create_task(dispatcher.run(stop))
+            tasks.create_task(sweeper.run(stop))
+            tasks.create_task(_probe_lag(source, metrics, stop))
+        if until_idle:
+            # Deliver what the drained backlog enqueued before exiting (bounded).
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(settings.worker.shutdown_timeout_s):
+                    while await dispatcher.deliver_due():
+                        pass
     logger.info("%s", summary.line())
     return summary
+
+
+async def _then_set(work: Awaitable[object], event: asyncio.Event) -> None:
+    try:
+        await work
+    finally:
+        event.set()
+
+
+def _readiness(store: PgStore, source: KafkaSource, metrics: Metrics) -> ReadinessCheck:
+    async def check() -> list[str]:
+        reasons = []
+        database_up = await store.ping()
+        metrics.database_up.set(1 if database_up else 0)
+        if not database_up:
+            reasons.append("database unreachable")
+        if not source.consumer.assignment():
+            reasons.append("no partitions assigned")
+        return reasons
+
+    return check
+
+
+async def _probe_lag(source: KafkaSource, metrics: Metrics, stop: asyncio.Event) -> None:
+    """Refreshes the lag and assignment gauges every few seconds."""
+    while not stop.is_set():
+        try:
+            lag = await source.lag()
+        except InfrastructureError:
+            lag = None
+        if lag is not None:
+            metrics.lag.clear()
+            for (topic, partition), behind in lag.items():
+                metrics.lag.labels(topic, str(partition)).set(behind)
+            metrics.partitions.set(len(lag))
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(5):
+                await stop.wait()
 
 
 def _offsets_loader(store: PgStore, settings: Settings) -> OffsetLoader:
@@ -117,6 +213,9 @@ class _Loop:
     mirror: DeadLetterMirror
     summary: WorkerSummary
     stop: asyncio.Event
+    metrics: Metrics
+    alerting: Alerting
+    dispatcher: OutboxDispatcher
 
     async def run(self, *, until_idle: bool) -> None:
         idle = 0
@@ -136,6 +235,9 @@ class _Loop:
             if report is None:
                 return  # stopped while the database was unavailable; nothing committed
             self.summary.add(report)
+            self.metrics.observe_batch(report)
+            if report.outbox_rows:
+                self.dispatcher.wake()
             await self.source.commit(report.next_offsets)
             await self._mirror_dead_letters(report)
 
@@ -163,6 +265,7 @@ class _Loop:
                         routing=self.routing,
                         store=self.store,
                         group_id=self.settings.kafka.group_id,
+                        alerting=self.alerting,
                     )
             except InfrastructureError as exc:
                 attempt += 1
@@ -173,6 +276,10 @@ class _Loop:
 
     async def _backoff(self, exc: Exception, attempt: int = 1) -> None:
         self.summary.retries += 1
+        dependency = "kafka" if isinstance(exc, BrokerError) else "database"
+        self.metrics.retries.labels(dependency).inc()
+        if dependency == "database":
+            self.metrics.database_up.set(0)
         worker = self.settings.worker
         ceiling = min(worker.retry_max_s, worker.retry_initial_s * 2 ** (attempt - 1))
         delay = random.uniform(ceiling / 2, ceiling)  # noqa: S311  # jitter, not crypto

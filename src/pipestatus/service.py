@@ -11,7 +11,9 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
+from pipestatus.domain.alerting import AlertChange, AlertRules, evaluate, keys_for
 from pipestatus.domain.batch import Outcome, fold, run_key, strongest
 from pipestatus.domain.machine import Transition
 from pipestatus.domain.observation import Observation
@@ -20,6 +22,14 @@ from pipestatus.ports import DeadLetterRow, EventClaim, Store, TransitionSource,
 
 #: A dead letter keeps at most this much of an oversized value (plus its full digest).
 TRUNCATED_COPY_BYTES = 64 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Alerting:
+    """Alert rules to evaluate on every batch, and the receivers to notify."""
+
+    rules: AlertRules
+    receivers: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +50,8 @@ class BatchReport:
     transitions: list[Transition] = field(default_factory=list)
     applied: list[Observation] = field(default_factory=list)
     next_offsets: dict[tuple[str, int], int] = field(default_factory=dict)
+    alert_changes: list[AlertChange] = field(default_factory=list)
+    outbox_rows: int = 0
     seconds: float = 0.0
 
     def counts(self) -> Counter[Outcome]:
@@ -52,20 +64,24 @@ async def process_batch(
     routing: Routing,
     store: Store,
     group_id: str,
+    alerting: Alerting | None = None,
 ) -> BatchReport:
     """Applies one batch; raises ``InfrastructureError`` (nothing committed) on DB trouble."""
     started = time.perf_counter()
     prepared = [prepare(record, routing) for record in records]
     report = BatchReport(next_offsets=_next_offsets(records))
     async with store.unit_of_work() as uow:
-        await apply_prepared(uow, prepared, report)
+        await apply_prepared(uow, prepared, report, alerting)
         await uow.save_offsets(group_id, report.next_offsets)
     report.seconds = time.perf_counter() - started
     return report
 
 
 async def apply_prepared(
-    uow: UnitOfWork, prepared: Sequence[Accepted | Rejected], report: BatchReport
+    uow: UnitOfWork,
+    prepared: Sequence[Accepted | Rejected],
+    report: BatchReport,
+    alerting: Alerting | None = None,
 ) -> None:
     """Dedupes, folds and writes prepared records inside ``uow``; fills ``report``."""
     accepted = [item for item in prepared if isinstance(item, Accepted)]
@@ -86,6 +102,13 @@ async def apply_prepared(
         for a in fresh
     }
     await uow.write_plan(plan, sources)
+    if alerting is not None and plan.transitions:
+        # Same transaction as the transitions: the transactional outbox (DESIGN §7).
+        keys = [key for transition in plan.transitions for key in keys_for(transition)]
+        states = await uow.lock_and_load_alerts(keys)
+        changes = evaluate(plan.transitions, states, alerting.rules, datetime.now(UTC))
+        report.alert_changes.extend(changes)
+        report.outbox_rows += await uow.write_alerts(changes, alerting.receivers)
     await uow.add_dead_letters(
         [dead_letter(item) for item in prepared if isinstance(item, Rejected)]
     )

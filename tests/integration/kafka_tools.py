@@ -75,4 +75,5 @@ def worker_settings(
         },
         database={"url": database_url},
         worker={"idle_polls": 2, "retry_initial_s": 0.2, "retry_max_s": 2},
+        http={"port": 0},
     )

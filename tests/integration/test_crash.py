@@ -101,6 +101,7 @@ async def test_sigkill_mid_backlog_then_restart_equals_an_undisturbed_run(
             "PIPESTATUS_KAFKA__MAX_BATCH_WAIT_MS": "100",
             "PIPESTATUS_DATABASE__URL": second_database_url,
             "PIPESTATUS_WORKER__IDLE_POLLS": "2",
+            "PIPESTATUS_HTTP__PORT": "0",
         }
     )
     command = [sys.executable, "-m", "pipestatus", "worker"]

@@ -11,13 +11,16 @@ import contextlib
 import json
 import logging
 from collections.abc import AsyncIterator, Iterator, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Self
 
 import asyncpg
 
+from pipestatus.adapters import alert_store
 from pipestatus.adapters.migrate import migrate
+from pipestatus.adapters.sql import Connection, columns
+from pipestatus.domain.alerting import AlertChange, AlertState
 from pipestatus.domain.batch import BatchPlan, RunKey
 from pipestatus.domain.machine import Transition
 from pipestatus.domain.observation import Counters, Observation
@@ -27,8 +30,6 @@ from pipestatus.ports import DeadLetterRow, EventClaim, TransitionSource
 
 logger = logging.getLogger(__name__)
 
-#: A pooled or a plain connection: both run the same statements.
-Connection = asyncpg.Connection | asyncpg.pool.PoolConnectionProxy
 
 _CLAIM_EVENTS = """
 INSERT INTO processed_events (event_id, provider, source_topic, source_partition, source_offset)
@@ -239,13 +240,13 @@ class PgUnitOfWork:
         """Upserts the runs' new maxima and appends the transitions."""
         if plan.heads:
             await self._db.execute(
-                _UPSERT_RUNS, *_columns([_run_row(o) for o in plan.heads.values()], 18)
+                _UPSERT_RUNS, *columns([_run_row(o) for o in plan.heads.values()], 18)
             )
         if plan.transitions:
             rows = [
                 _transition_row(t, sources.get(t.observation.event_id)) for t in plan.transitions
             ]
-            await self._db.execute(_INSERT_TRANSITIONS, *_columns(rows, 18))
+            await self._db.execute(_INSERT_TRANSITIONS, *columns(rows, 18))
 
     async def add_dead_letters(self, letters: Sequence[DeadLetterRow]) -> None:
         if not letters:
@@ -269,7 +270,7 @@ class PgUnitOfWork:
             )
             for d in letters
         ]
-        await self._db.execute(_INSERT_DEAD_LETTERS, *_columns(rows, 14))
+        await self._db.execute(_INSERT_DEAD_LETTERS, *columns(rows, 14))
 
     async def save_offsets(self, group_id: str, next_offsets: dict[tuple[str, int], int]) -> None:
         if not next_offsets:
@@ -283,17 +284,15 @@ class PgUnitOfWork:
             [o for _, o in items],
         )
 
+    async def lock_and_load_alerts(self, keys: Sequence[str]) -> dict[str, AlertState]:
+        return await alert_store.lock_and_load(self._db, keys)
+
+    async def write_alerts(self, changes: Sequence[AlertChange], receivers: Sequence[str]) -> int:
+        return await alert_store.write(self._db, changes, receivers, datetime.now(UTC))
+
     @property
     def connection(self) -> Connection:
         return self._db
-
-
-def _columns(rows: Sequence[tuple[Any, ...]], width: int) -> list[list[Any]]:
-    columns: list[list[Any]] = [[] for _ in range(width)]
-    for row in rows:
-        for index, value in enumerate(row):
-            columns[index].append(value)
-    return columns
 
 
 def _run_row(o: Observation) -> tuple[Any, ...]:

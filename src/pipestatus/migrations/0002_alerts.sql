@@ -15,7 +15,11 @@ CREATE TABLE alert_state (
     started_at           timestamptz NOT NULL,
     updated_at           timestamptz NOT NULL DEFAULT now(),
     resolved_at          timestamptz,
-    last_sent_at         timestamptz
+    last_sent_at         timestamptz,
+    -- provider times of the pipeline's latest success and failure seen, so a late,
+    -- older report never fires or resolves against newer knowledge
+    last_success_at      timestamptz,
+    last_failure_at      timestamptz
 );
 CREATE INDEX alert_state_firing_idx ON alert_state (rule, updated_at) WHERE status = 'firing';
 
