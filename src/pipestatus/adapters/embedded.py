@@ -605,6 +605,7 @@ class EmbeddedPostgres(_EmbeddedService):
         self._run_as_name = run_as
         self.server_version: str | None = None
         self._data_dir: Path | None = None
+        self._server: tuple[list[str], dict[str, str], Path, _RunAs | None] | None = None
         self._run_as: _RunAs | None = None
 
     @property
@@ -710,6 +711,7 @@ class EmbeddedPostgres(_EmbeddedService):
                 "-c", "unix_socket_directories=",  # TCP only; nothing in /tmp or /run
             ]  # fmt: skip
             self._spawn(argv, env=env, cwd=workdir, run_as=run_as)
+            self._server = (argv, env, workdir, run_as)
             try:
                 self._wait_ready(self._postmaster_ready, f"PostgreSQL {postgres}")
             except _ExitedEarlyError:
@@ -731,6 +733,21 @@ class EmbeddedPostgres(_EmbeddedService):
                 ],
                 env=env, cwd=workdir, what=f"createdb {self.database}",
             )  # fmt: skip
+
+    def interrupt(self) -> None:
+        """Stops the server (fast shutdown) but keeps its data: an outage, for fault tests."""
+        proc, self._proc = self._proc, None
+        if proc is None:
+            raise EmbeddedServiceError(f"{self._what} is not running")
+        _terminate(proc, self._stop_steps())
+
+    def resume(self) -> None:
+        """Starts the server again on the same port and data after ``interrupt()``."""
+        if self._proc is not None or self._server is None:
+            raise EmbeddedServiceError(f"{self._what} is not interrupted")
+        argv, env, workdir, run_as = self._server
+        self._spawn(argv, env=env, cwd=workdir, run_as=run_as)
+        self._wait_ready(self._postmaster_ready, f"PostgreSQL {argv[0]}")
 
     def _postmaster_ready(self) -> bool:
         """postmaster.pid names our child and says "ready" (what pg_ctl -w checks)."""

@@ -156,7 +156,7 @@ class WebhookReceiver(_HttpReceiver):
     def __init__(
         self, name: str, url: str, client: httpx.AsyncClient, timeout_s: float, secret: str
     ) -> None:
-        super().__init__(name, url, client, timeout_s, [secret])
+        super().__init__(name, url, client, timeout_s, [secret, secret.removeprefix("whsec_")])
         self._key = _signing_key(secret)
 
     async def deliver(self, row: OutboxItem) -> None:
