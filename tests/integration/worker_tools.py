@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import httpx
 
@@ -25,7 +26,8 @@ async def running_worker(
     task = asyncio.create_task(
         run_worker(settings, stop=stop, metrics=metrics, on_ready=ready.set_result)
     )
-    done, _ = await asyncio.wait({task, ready}, timeout=90, return_when=asyncio.FIRST_COMPLETED)
+    waiting: set[asyncio.Future[Any]] = {task, ready}
+    done, _ = await asyncio.wait(waiting, timeout=90, return_when=asyncio.FIRST_COMPLETED)
     if task in done:
         task.result()  # raises the worker's startup error
     server = ready.result()

@@ -37,7 +37,9 @@ def moved(run: str, state: RunState, minute: int, **extra) -> Transition:
     return Transition(RunState.running, None, 1, observation)
 
 
-def fold(transitions, states=None):
+def fold(
+    transitions: list[Transition], states: dict[str, AlertState] | None = None
+) -> tuple[dict[str, AlertState], list[tuple[Rule, str, AlertState]]]:
     """Applies evaluate batch by batch, carrying state like the database does."""
     known = dict(states or {})
     actions = []
