@@ -72,6 +72,13 @@ def routing_from(settings: Settings) -> Routing:
     )
 
 
+def alerting_from(settings: Settings) -> Alerting:
+    return Alerting(
+        AlertRules(quality_ratio=settings.alerts.quality_ratio),
+        tuple(receiver.name for receiver in settings.alerts.receivers),
+    )
+
+
 def install_stop_signals(stop: asyncio.Event) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -138,9 +145,7 @@ async def run_worker(
         logger.info(
             "worker started group=%s topics=%s", settings.kafka.group_id, ",".join(source.topics)
         )
-        alerting = Alerting(
-            AlertRules(quality_ratio=settings.alerts.quality_ratio), tuple(receivers)
-        )
+        alerting = alerting_from(settings)
         loop = _Loop(settings, routing, store, source, mirror, summary, stop, metrics, alerting,
                      dispatcher)  # fmt: skip
         async with asyncio.TaskGroup() as tasks:

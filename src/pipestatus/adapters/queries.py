@@ -9,7 +9,7 @@ from typing import Any
 
 from pipestatus.adapters.postgres import PgStore, map_pg_errors, row_to_observation
 from pipestatus.intake import InboundRecord, Rejected, Routing, prepare
-from pipestatus.service import BatchReport, apply_prepared
+from pipestatus.service import Alerting, BatchReport, apply_prepared
 from pipestatus.views import ObservationView, RunView, TransitionView
 
 _LIST_RUNS = """
@@ -121,7 +121,12 @@ class ReplayReport:
 
 
 async def replay_dead_letters(
-    store: PgStore, routing: Routing, *, ids: list[int], reason: str | None
+    store: PgStore,
+    routing: Routing,
+    *,
+    ids: list[int],
+    reason: str | None,
+    alerting: Alerting | None = None,
 ) -> ReplayReport:
     """Re-runs validation on open dead letters with today's code; applies what passes.
 
@@ -134,7 +139,7 @@ async def replay_dead_letters(
         prepared = [(row, prepare(_record(row), routing)) for row in rows]
         report = BatchReport()
         passing = [(row, item) for row, item in prepared if not isinstance(item, Rejected)]
-        await apply_prepared(uow, [item for _, item in passing], report)
+        await apply_prepared(uow, [item for _, item in passing], report, alerting)
         for (row, _item), result in zip(passing, report.results, strict=True):
             await uow.connection.execute(_MARK_REPLAYED, row["id"], result.outcome.value)
             setattr(summary, result.outcome.value, getattr(summary, result.outcome.value) + 1)

@@ -244,7 +244,10 @@ def _rfc3339(ms: int) -> str:
 
 def _rfc3339_7(ms: int, rng: _Rand) -> str:
     """Codat's 7 fractional digits."""
-    return _moment(ms).strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}{rng.r.randrange(10_000):04d}Z"
+    return (
+        _moment(ms).strftime("%Y-%m-%dT%H:%M:%S.")
+        + f"{ms % 1000:03d}{rng.r.randrange(10_000):04d}Z"
+    )
 
 
 def _nuvo_time(ms: int) -> str:
@@ -318,9 +321,7 @@ def _reorder(
 ) -> set[tuple[int, int]]:
     """Swaps ``wanted`` disjoint pairs of consecutive events; returns the late ones."""
     pairs = [
-        (life_index, step)
-        for life_index, life in enumerate(lives)
-        for step in range(len(life) - 1)
+        (life_index, step) for life_index, life in enumerate(lives) for step in range(len(life) - 1)
     ]
     rng.r.shuffle(pairs)
     used: set[tuple[int, int]] = set()
@@ -792,7 +793,14 @@ def _zoho_document(
     }
 
 
-_ZOHO_STATE: Final = {2: "queued", 0: "running", 1: "succeeded", -1: "failed", -2: "cancelled", -3: "failed"}
+_ZOHO_STATE: Final = {
+    2: "queued",
+    0: "running",
+    1: "succeeded",
+    -1: "failed",
+    -2: "cancelled",
+    -3: "failed",
+}
 
 
 def _zoho_attempt(
@@ -1188,7 +1196,11 @@ def _nuvo_life(rng: _Rand, world: _World, start_ms: int) -> list[_Event]:
     report(finished, first_ms, "failed" if failed else "succeeded", 1)
     if failed and rng.chance(0.5):
         fix_ms = first_ms + rng.r.randrange(600_000, 7_200_000)
-        fix_log: dict[str, Any] = {"type": "FIX", "status": "PROCESSING", "started_on": _rfc3339(fix_ms)}
+        fix_log: dict[str, Any] = {
+            "type": "FIX",
+            "status": "PROCESSING",
+            "started_on": _rfc3339(fix_ms),
+        }
         fixing = base | {
             "status": "PROCESSING",
             "trigger_type": trigger,

@@ -6,6 +6,8 @@ import argparse
 import asyncio
 import json
 import sys
+import urllib.error
+import urllib.request
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any, TypeVar
@@ -19,7 +21,7 @@ from pipestatus.adapters.queries import (
     show_dead_letter,
     show_run,
 )
-from pipestatus.app import install_stop_signals, routing_from, run_worker
+from pipestatus.app import alerting_from, install_stop_signals, routing_from, run_worker
 from pipestatus.domain.states import Provider, RunState
 from pipestatus.settings import Settings, redact_url
 from pipestatus.views import dump
@@ -38,6 +40,13 @@ def register(commands: Any) -> None:
 
     migrate = commands.add_parser("migrate", help="apply the database migrations")
     migrate.set_defaults(handler=cmd_migrate)
+
+    health = commands.add_parser(
+        "health", help="probe a running worker's /readyz (or /healthz with --live); exit 0/1"
+    )
+    health.add_argument("--live", action="store_true", help="liveness only (/healthz)")
+    health.add_argument("--url", help="base URL (default: from PIPESTATUS_HTTP__HOST/PORT)")
+    health.set_defaults(handler=cmd_health)
 
     config = commands.add_parser("config", help="print the effective settings (secrets hidden)")
     config.set_defaults(handler=cmd_config)
@@ -116,6 +125,23 @@ def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
     return asyncio.run(go())
 
 
+def cmd_health(args: argparse.Namespace, settings: Settings) -> int:
+    # A wildcard bind address is reached through loopback from inside the container.
+    wildcard = settings.http.host in ("0.0.0.0", "::")  # noqa: S104  # a comparison, not a bind
+    host = "127.0.0.1" if wildcard else settings.http.host
+    base = args.url or f"http://{host}:{settings.http.port}"
+    path = "/healthz" if args.live else "/readyz"
+    try:
+        with urllib.request.urlopen(base + path, timeout=5) as response:  # noqa: S310  # http(s) only
+            print(response.read().decode().strip())
+            return 0
+    except urllib.error.HTTPError as exc:
+        print(f"not ready: {exc.read().decode().strip()}", file=sys.stderr)
+    except (urllib.error.URLError, TimeoutError) as exc:
+        print(f"no answer from {base}{path}: {exc}", file=sys.stderr)
+    return 1
+
+
 def cmd_config(args: argparse.Namespace, settings: Settings) -> int:
     shown = settings.model_dump(mode="json")  # SecretStr values dump as "**********"
     shown["database"]["url"] = redact_url(settings.database.url.get_secret_value())
@@ -191,9 +217,12 @@ def cmd_letters_show(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_letters_replay(args: argparse.Namespace, settings: Settings) -> int:
     routing = routing_from(settings)
+    alerting = alerting_from(settings)
     report = _with_store(
         settings,
-        lambda store: replay_dead_letters(store, routing, ids=args.ids, reason=args.reason),
+        lambda store: replay_dead_letters(
+            store, routing, ids=args.ids, reason=args.reason, alerting=alerting
+        ),
     )
     counts = vars(report)
     if args.json:
