@@ -17,14 +17,12 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
-import httpx
-
 from pipestatus.adapters.dispatcher import OutboxDispatcher
 from pipestatus.adapters.http import HealthServer, ReadinessCheck
 from pipestatus.adapters.kafka import DeadLetterMirror, KafkaSource, OffsetLoader
 from pipestatus.adapters.metrics import Metrics
 from pipestatus.adapters.postgres import PgStore
-from pipestatus.adapters.receivers import build_receivers
+from pipestatus.adapters.receivers import build_receivers, http_client
 from pipestatus.adapters.sweep import Sweeper
 from pipestatus.domain.alerting import AlertRules
 from pipestatus.domain.batch import Outcome
@@ -114,7 +112,7 @@ async def run_worker(
             )
         )
         await store.migrate()
-        client = await stack.enter_async_context(httpx.AsyncClient())
+        client = await stack.enter_async_context(http_client())
         receivers = build_receivers(settings.alerts, client)
         dispatcher = OutboxDispatcher(store, receivers, settings.alerts, on_result=metrics.delivery)
         sweeper = Sweeper(

@@ -46,11 +46,12 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, TypeVar
 
 from pipestatus.domain.states import Provider
 
 Role = Literal["original", "duplicate", "invalid"]
+_T = TypeVar("_T")
 
 DUPLICATE_SHARE: Final = 0.15
 REORDERED_SHARE: Final = 0.10
@@ -170,10 +171,10 @@ def generate(events: int, seed: int = 1) -> Workload:
             original.step,
         )
         placed.append((pos + distance + 0.5, 1 + index, copy))
-    for index in range(n_invalid):
-        placed.append(
-            (rng.r.uniform(0, max(len(order), 1)), 1 + n_duplicate + index, _invalid(rng))
-        )
+    placed.extend(
+        (rng.r.uniform(0, max(len(order), 1)), 1 + n_duplicate + index, _invalid(rng))
+        for index in range(n_invalid)
+    )
     placed.sort(key=lambda item: (item[0], item[1]))
     return Workload(seed, [record for _, _, record in placed], expected, len(lives))
 
@@ -206,10 +207,10 @@ class _Rand:
     def chance(self, p: float) -> bool:
         return self.r.random() < p
 
-    def pick[T](self, items: Sequence[T]) -> T:
+    def pick(self, items: Sequence[_T]) -> _T:
         return items[self.r.randrange(len(items))]
 
-    def weighted[T](self, items: Sequence[tuple[T, float]]) -> T:
+    def weighted(self, items: Sequence[tuple[_T, float]]) -> _T:
         total = sum(weight for _, weight in items)
         point = self.r.random() * total
         for item, weight in items:
@@ -492,7 +493,7 @@ def _zoho_stage(
 ) -> dict[str, Any]:
     p = run.pipeline
     stage_type, operator = _ZOHO_STAGES[index]
-    stage_id = str(run.serial * 100 + 31 + 4 * index)
+    stage_id = str(run.serial + 131 + 4 * index)
     name = p.source if stage_type in (5, 7) else p.dataset
     meta = json.dumps({"top": 235, "left": 80 + 200 * index, "version": 1}, separators=(",", ":"))
     stage: dict[str, Any] = {
@@ -530,7 +531,7 @@ def _zoho_stage(
         stage["storage_used"] = str(172 if stage_type != 20 else run.rows * 231)
         stage["row_count"] = str(run.rows)
     failure = _ZOHO_FAILURES[stage_type] if status == -1 else None
-    serial = run.serial * 100
+    serial = run.serial
     if stage_type == 5:
         stage["rawdatasetaudit"] = {
             "id": str(serial + 232),
@@ -814,6 +815,7 @@ def _zoho_attempt(
     """One attempt's reports; returns them and the time of the last."""
     rerun_key = rng.pick(("rerun_count", "re_run_count"))
     attempt = 1 + rerun
+    run.created_ms = start_ms
     events: list[_Event] = []
     poll = 21_000
 
@@ -826,20 +828,18 @@ def _zoho_attempt(
 
     if rerun == 0 and rng.chance(0.7):
         report(2, [], start_ms)
-    # The stage the run ends in: where it fails, or the last one reached before a stop.
+    # The stage the run ends in: the last one, where it fails, or where it is stopped.
     last = 3 if outcome == 1 else rng.r.randrange(4)
     for index in range(last + 1):
-        if index == last and outcome != 1:
-            break
-        if rng.chance(0.8):
+        if rng.chance(0.8):  # the poller misses some stages
             report(0, [1] * index + [0], start_ms + 2000 + index * poll)
     end = start_ms + 2000 + (last + 1) * poll
     if outcome == 1:
         stages = [1, 1, 1, 1]
     elif outcome == -1:
         stages = [1] * last + [-1]
-    else:  # stopped or killed: the stages so far had completed
-        stages = [1] * max(last, 1)
+    else:  # stopped or killed: the stages before the running one had completed
+        stages = [1] * last
     report(outcome, stages, end)
     return events, end
 
@@ -847,10 +847,11 @@ def _zoho_attempt(
 def _zoho_life(rng: _Rand, world: _World, start_ms: int) -> list[_Event]:
     pipeline = rng.pick(world.zoho)
     serial = rng.next_serial()
+    base = 2650000001230000 + serial * 1000
     run = _ZohoRun(
         pipeline,
-        str(2650000001230000 + serial * 100 + 31),
-        2650000001230000 + serial * 100,
+        str(base + 31),
+        base,
         start_ms,
         rows=rng.r.randrange(50, 5000),
         invalid=rng.r.randrange(1, 40) if rng.chance(0.2) else 0,
@@ -880,11 +881,8 @@ _KRENALIS_ERRORS: Final = (
 def _krenalis_life(rng: _Rand, world: _World, start_ms: int) -> list[_Event]:
     integer_ids = rng.chance(0.2)
     run_id: str | int = 609_000_000 + rng.next_serial() if integer_ids else rng.base62(12)
-    pipeline: str | int = (
-        705_981_207 + world.krenalis.index(rng.pick(world.krenalis))
-        if integer_ids
-        else rng.pick(world.krenalis)
-    )
+    which = rng.r.randrange(len(world.krenalis))
+    pipeline: str | int = 705_981_207 + which if integer_ids else world.krenalis[which]
     steps = 7 if rng.chance(0.4) else 6
     events: list[_Event] = []
     key = str(run_id)
