@@ -90,6 +90,8 @@ class Metrics:
             "pipestatus_build_info", "Always 1; labels carry the version.", ["version"], registry=r
         )
         self.build_info.labels(version=__version__).set(1)
+        # "No batch since" alerts measure from the start, not from 1970.
+        self.last_batch.set(datetime.now(UTC).timestamp())
 
     def observe_batch(self, report: BatchReport) -> None:
         """Everything a committed batch tells the metrics."""

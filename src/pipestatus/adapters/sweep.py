@@ -54,6 +54,9 @@ FOR UPDATE SKIP LOCKED
 _MARK_SENT = "UPDATE alert_state SET last_sent_at = now() WHERE dedup_key = ANY($1::text[])"
 _RUN_COUNTS = "SELECT provider, state, count(*) AS n FROM runs GROUP BY provider, state"
 _FIRING = "SELECT rule, count(*) AS n FROM alert_state WHERE status = 'firing' GROUP BY rule"
+_BACKLOG = """
+SELECT count(*) FROM alert_outbox WHERE delivered_at IS NULL AND gave_up_at IS NULL
+"""
 
 
 @dataclass
@@ -177,6 +180,8 @@ class Sweeper:
         with map_pg_errors():
             counts = await self._store.pool.fetch(_RUN_COUNTS)
             firing = await self._store.pool.fetch(_FIRING)
+            backlog = await self._store.pool.fetchval(_BACKLOG)
+        self._metrics.outbox_backlog.set(backlog)
         self._metrics.runs.clear()
         for row in counts:
             self._metrics.runs.labels(row["provider"], row["state"]).set(row["n"])

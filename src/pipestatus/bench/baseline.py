@@ -115,7 +115,9 @@ async def run_baseline(
         try:
             idle = 0
             while not stop.is_set():
-                batches = await consumer.getmany(timeout_ms=kafka.max_batch_wait_ms, max_records=_TAKE)
+                batches = await consumer.getmany(
+                    timeout_ms=kafka.max_batch_wait_ms, max_records=_TAKE
+                )
                 messages = [message for part in batches.values() for message in part]
                 if not messages:
                     if until_idle:

@@ -1016,7 +1016,7 @@ def _codat_pull_life(rng: _Rand, world: _World, start_ms: int) -> list[_Event]:
     if legacy and rng.chance(0.12):
         at += rng.r.randrange(500, 5_000)
         dataset_id = run_id.upper() if rng.chance(0.3) else run_id
-        document = {
+        webhook: dict[str, Any] = {
             "ClientId": "3c9e1f70-2a4b-4d8e-b6f1-0a7c5e9d2b44",
             "ClientName": "Example Lender",
             "CompanyId": company.id,
@@ -1025,13 +1025,13 @@ def _codat_pull_life(rng: _Rand, world: _World, start_ms: int) -> list[_Event]:
             "AlertId": rng.uuid(),
         }
         if failed:
-            document |= {
+            webhook |= {
                 "RuleType": "Data Sync Status Changed To Error",
                 "Message": f"ERROR: syncing {data_type} triggered a {final} notification.",
                 "Data": {"dataType": data_type, "datasetStatus": final, "datasetId": dataset_id},
             }
         else:
-            document |= {
+            webhook |= {
                 "RuleType": "Data sync completed",
                 "Message": f"Data sync of type {data_type} completed for company {company.id}",
                 "Data": {"dataType": data_type, "datasetId": dataset_id},
@@ -1041,7 +1041,7 @@ def _codat_pull_life(rng: _Rand, world: _World, start_ms: int) -> list[_Event]:
                 at,
                 Provider.codat,
                 run_id,
-                document,
+                webhook,
                 ((run_id, final_state, 1),),
                 _webhook_headers(rng, at),
             )
@@ -1291,7 +1291,11 @@ class _InvalidWorld:
         if kind == "unmapped_codat":
             return Provider.codat, "unmapped_status", _json(self._pull("Paused"))
         if kind == "unmapped_nuvo":
-            document = {"id": rng.hexid(24), "pipeline": rng.hexid(24), "status": "QUEUED"}
+            document: dict[str, Any] = {
+                "id": rng.hexid(24),
+                "pipeline": rng.hexid(24),
+                "status": "QUEUED",
+            }
             return Provider.nuvo, "unmapped_status", _json(document)
         if kind == "bad_uuid":
             document = self._pull() | {"companyId": "company-42"}
@@ -1313,7 +1317,7 @@ class _InvalidWorld:
                 },
             }
             return Provider.codat, "unknown_payload_kind", _json(document)
-        document = {
+        report: dict[str, Any] = {  # a Zoho API error report
             "response_status": {
                 "status": "failure",
                 "status_code": 4004,
@@ -1326,4 +1330,4 @@ class _InvalidWorld:
                 ],
             }
         }
-        return Provider.zoho_dataprep, "provider_api_error", _json(document)
+        return Provider.zoho_dataprep, "provider_api_error", _json(report)

@@ -35,6 +35,8 @@ class Rule(StrEnum):
 
 
 SEVERITY = {Rule.failed: "error", Rule.stuck: "warning", Rule.data_quality: "warning"}
+#: Where operators read what to do (docs/runbook.md in the repository).
+RUNBOOK = "docs/runbook.md#"
 
 
 def dedup_key(rule: Rule, provider: str, subject: str) -> str:
@@ -144,6 +146,7 @@ def _failed(o: Observation, states: Mapping[str, AlertState], now: datetime) -> 
             "error_message": (o.error_message or "")[:2000],
             "retryable": str(bool(o.retryable)).lower(),
             "consecutive_failures": str(count),
+            "runbook_url": RUNBOOK + Rule.failed.value.lower(),
         },
         last_failure_at=last_failure,
         resolved_at=None,
@@ -214,6 +217,7 @@ def _quality(
                         "run_id": o.run_id,
                         "bad_ratio": f"{ratio:.4f}",
                         "threshold": f"{rules.quality_ratio:.4f}",
+                        "runbook_url": RUNBOOK + Rule.data_quality.value.lower(),
                     },
                     last_success_at=moment,
                     resolved_at=None,
@@ -253,6 +257,7 @@ def stuck(
             f"{threshold_s / 60:.0f} min) in pipeline {run.pipeline_id}.",
             "run_id": run.run_id,
             "stuck_seconds": f"{idle:.0f}",
+            "runbook_url": RUNBOOK + Rule.stuck.value.lower(),
         },
     )
     return AlertChange(state, "trigger")
