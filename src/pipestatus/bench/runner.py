@@ -774,6 +774,15 @@ async def latency(ctx: Context, kind: str, workload: Workload, label: str) -> La
         else:
             incomplete += 1
             delays.append(give_up - sent)  # a lower bound
+    if options.keep_logs:
+        with (ctx.workdir / f"{label}.delays.csv").open("w", encoding="utf-8") as out:
+            out.write("sent_s,delay_ms,topic,partition,offset\n")
+            for (topic, partition, offset), sent, delay in zip(
+                positions, sent_at, delays, strict=True
+            ):
+                out.write(
+                    f"{sent - sent_at[0]:.4f},{1000 * delay:.2f},{topic},{partition},{offset}\n"
+                )
     delays.sort()
     achieved = len(records) / max(sent_at[-1] - sent_at[0], 1e-9) if len(sent_at) > 1 else 0.0
     result = Latency(

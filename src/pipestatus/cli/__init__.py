@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from pipestatus import __version__
-from pipestatus.cli import offline, operate
+from pipestatus.cli import embedded, offline, operate
 from pipestatus.errors import ConfigError, InfrastructureError
 from pipestatus.logs import configure_logging
 from pipestatus.settings import load_settings
@@ -24,6 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     offline.register(commands)
     operate.register(commands)
+    embedded.register(commands)
     return parser
 
 
