@@ -33,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import bisect
 import contextlib
+import gc
 import json
 import os
 import platform
@@ -944,6 +945,10 @@ async def run_async(
         if options.latency_seconds > 0:
             count = max(1, round(options.rate * options.latency_seconds))
             latency_workload = generate(count, options.seed + 1_000_003)
+        # The workloads are a million long-lived objects: keep the collector off them, so
+        # a full collection never pauses the paced producer (the consumer would see a gap).
+        gc.collect()
+        gc.freeze()
         repetitions = []
         for index in range(options.repeat):
             progress.say(f"repetition {index + 1} of {options.repeat}")
