@@ -9,10 +9,11 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
-from types import TracebackType
 from typing import Self
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+from pipestatus.adapters.lifecycle import AsyncClosing
 
 logger = logging.getLogger(__name__)
 
@@ -22,7 +23,7 @@ ReadinessCheck = Callable[[], Awaitable[list[str]]]
 _REASONS = {200: "OK", 404: "Not Found", 405: "Method Not Allowed", 503: "Service Unavailable"}
 
 
-class HealthServer:
+class HealthServer(AsyncClosing):
     """Serves metrics and probes until closed (an async context manager)."""
 
     def __init__(
@@ -49,14 +50,6 @@ class HealthServer:
         self._server = await asyncio.start_server(self._handle, self._host, self._port)
         logger.info("metrics and health endpoints on %s/metrics", self.url)
         return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     async def close(self) -> None:
         server, self._server = self._server, None

@@ -12,12 +12,12 @@ import contextlib
 import logging
 import ssl
 from collections.abc import Awaitable, Callable, Iterator, Sequence
-from types import TracebackType
 from typing import Any, Self
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
 
+from pipestatus.adapters.lifecycle import AsyncClosing
 from pipestatus.errors import BrokerError
 from pipestatus.intake import InboundRecord
 from pipestatus.settings import KafkaSettings
@@ -69,7 +69,7 @@ class _SeekToStoredOffsets(ConsumerRebalanceListener):  # type: ignore[misc]  # 
         await self._source.seek_to_stored(assigned)
 
 
-class KafkaSource:
+class KafkaSource(AsyncClosing):
     """The consumer side: fetch batches, seek to stored offsets, commit after the DB."""
 
     def __init__(self, settings: KafkaSettings, group_id: str, load_offsets: OffsetLoader) -> None:
@@ -106,14 +106,6 @@ class KafkaSource:
         with map_kafka_errors():
             await self._consumer.start()
         return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     async def close(self) -> None:
         if self._closed:

@@ -12,12 +12,12 @@ import json
 import logging
 from collections.abc import AsyncIterator, Iterator, Sequence
 from datetime import UTC, datetime
-from types import TracebackType
 from typing import Any, Self
 
 import asyncpg
 
 from pipestatus.adapters import alert_store
+from pipestatus.adapters.lifecycle import AsyncClosing
 from pipestatus.adapters.migrate import migrate
 from pipestatus.adapters.sql import Connection, columns
 from pipestatus.domain.alerting import AlertChange, AlertState
@@ -121,7 +121,7 @@ def map_pg_errors() -> Iterator[None]:
         raise
 
 
-class PgStore:
+class PgStore(AsyncClosing):
     """The pool, opened as an async context manager; closing twice is harmless."""
 
     def __init__(self, url: str, *, max_size: int = 4, connect_timeout_s: float = 10.0) -> None:
@@ -149,14 +149,6 @@ class PgStore:
                 command_timeout=60,
             )
         return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     async def close(self) -> None:
         if self._closed:

@@ -23,6 +23,24 @@ _T = TypeVar("_T")
 _LINE = re.compile(r":\d+\)$")
 #: A main-thread sample whose innermost frame is one of these is the event loop waiting.
 _IDLE_LEAVES = ("select (selectors.py)", "poll (selectors.py)")
+#: Frames every busy sample passes through: left out of the inclusive list.
+_WRAPPERS = (
+    "<module> (",
+    "_run_code (",
+    "_run_module_as_main (",
+    "main (pipestatus/cli/",
+    "cmd_worker (",
+    "go (pipestatus/cli/",
+    "run (asyncio/runners.py)",
+    "Runner.run (",
+    "BaseEventLoop.run_until_complete (",
+    "BaseEventLoop.run_forever (",
+    "BaseEventLoop._run_once (",
+    "Handle._run (",
+    "_run (asyncio/events.py)",
+    "run_worker (",
+    "_then_set (",
+)
 
 
 def _median(values: Sequence[float | None]) -> float | None:
@@ -231,6 +249,9 @@ def table(result: BenchResult, data: dict[str, Any]) -> str:
         lines.append("; ".join(parts))
         if rep.worker.summary_line:
             lines.append("  " + rep.worker.summary_line.split(": ", 1)[-1])
+        if rep.worker.rss_track:
+            track = ", ".join(f"{done:,}: {rss:.0f}" for done, rss in rep.worker.rss_track)
+            lines.append(f"  pipestatus RSS in MB by records committed: {track}")
         lines.extend(f"  differs: {example}" for example in cmp.examples)
     if result.profile:
         lines.append("")
@@ -270,7 +291,7 @@ def summarize_profile(path: Path, top: int = 25) -> dict[str, Any]:
             continue  # other threads (executor, py-spy's view of idle helpers)
         count = int(count_text)
         samples += count
-        if frames[-1] in _IDLE_LEAVES:
+        if frames[-1].endswith(_IDLE_LEAVES):
             idle += count
             continue
         self_time[frames[-1]] += count
@@ -287,7 +308,7 @@ def summarize_profile(path: Path, top: int = 25) -> dict[str, Any]:
         "inclusive": [
             (name, round(count / busy, 4))
             for name, count in inclusive.most_common(top * 3)
-            if not name.startswith(("<module>", "_run_module", "run (", "_run_once", "_run ("))
+            if not name.startswith(_WRAPPERS)
         ][:top]
         if busy
         else [],

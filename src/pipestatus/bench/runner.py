@@ -470,6 +470,7 @@ class Drain:
     cpu_s: float
     summary_line: str | None
     database: str
+    rss_track: list[tuple[int, float]] = field(default_factory=list)
 
 
 @dataclass
@@ -520,10 +521,15 @@ async def drain(
     spy = _start_py_spy(child.pid, profile) if profile is not None else None
     limit = max(600.0, total / 50)
     done_at: float | None = None
+    rss_track: list[tuple[int, float]] = []  # (records committed, RSS in MB), each decile
     async with polling_connection(url) as conn:
         while done_at is None:
             committed = await _committed(conn, group)
             now = time.monotonic()
+            if committed * 10 // total >= len(rss_track):
+                rss = _rss_mb(child.pid)
+                if rss is not None:
+                    rss_track.append((committed, rss))
             if committed >= total:
                 done_at = now
                 break
@@ -559,12 +565,24 @@ async def drain(
         cpu_s=child.cpu_s,
         summary_line=child.summary_line,
         database=name,
+        rss_track=rss_track,
     )
     ctx.progress.say(
         f"{who} drained {total} records in {seconds:.1f}s: {result.eps:,.0f} ev/s, "
         f"peak RSS {result.peak_rss_mb:.0f} MB, CPU {child.cpu_s:.1f}s"
     )
     return result
+
+
+def _rss_mb(pid: int) -> float | None:
+    """The process's resident set now (VmRSS), in MB."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except (OSError, ValueError):
+        return None
+    return None
 
 
 async def _committed(conn: asyncpg.Connection, group: str) -> int:

@@ -20,7 +20,6 @@ Other Codat events (``connection.*``, writes, rate limits) do not report runs an
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime, timedelta
 from typing import Any, Final
 
 from pipestatus.domain.observation import Counters, Observation, StatusRule, build
@@ -37,6 +36,7 @@ from pipestatus.providers.codat_models import (
     ReadCompleted,
     ReadDataType,
 )
+from pipestatus.providers.timestamps import millis_between
 
 PULL_OPERATION: Final = "codat.pull_operation"
 READ_COMPLETED: Final = "codat.read_completed"
@@ -89,12 +89,6 @@ def _pipeline_id(company_id: str, connection_id: str, data_type: str) -> str:
     return f"{company_id}/{connection_id}/{data_type}"
 
 
-def _millis_between(start: datetime, end: datetime | None) -> int | None:
-    if end is None or end < start:
-        return None
-    return (end - start) // timedelta(milliseconds=1)
-
-
 def normalize_pull_operation(operation: PullOperation) -> tuple[Observation, ...]:
     rule = lookup_status(STATUS_TABLE, Provider.codat, operation.status, path="status")
     return (
@@ -110,9 +104,7 @@ def normalize_pull_operation(operation: PullOperation) -> tuple[Observation, ...
             occurred_at=operation.completed or operation.requested,
             kind=PULL_OPERATION,
             error_message=operation.error_message,
-            counters=Counters(
-                duration_ms=_millis_between(operation.requested, operation.completed)
-            ),
+            counters=Counters(duration_ms=millis_between(operation.requested, operation.completed)),
             started_at=operation.requested,
             ended_at=operation.completed,
         ),

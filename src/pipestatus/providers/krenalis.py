@@ -11,7 +11,6 @@ Krenalis has no run webhooks; these payloads come from our own pollers.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime, timedelta
 from typing import Annotated, Any, Final
 
 from pydantic import Field, ValidationInfo, field_validator
@@ -19,7 +18,7 @@ from pydantic import Field, ValidationInfo, field_validator
 from pipestatus.domain.observation import Counters, Observation, StatusRule, build
 from pipestatus.domain.states import ErrorCategory, Provider, RunState
 from pipestatus.providers.base import PayloadKind, ProviderModel, ProviderSpec, RunId, check_id
-from pipestatus.providers.timestamps import Rfc3339
+from pipestatus.providers.timestamps import Rfc3339, millis_between
 
 KIND: Final = "krenalis.pipeline_run"
 
@@ -133,15 +132,9 @@ def _tally(run: KrenalisRun) -> tuple[Counters, tuple[str, ...]]:
         rows_out=run.passed[-1],
         rows_failed=sum(failed_at[step] for step in ERROR_STEPS),
         rows_filtered=sum(failed_at[step] for step in DROP_STEPS if step in failed_at),
-        duration_ms=_millis_between(run.start_time, run.end_time),
+        duration_ms=millis_between(run.start_time, run.end_time),
     )
     return counters, warnings
-
-
-def _millis_between(start: datetime, end: datetime | None) -> int | None:
-    if end is None or end < start:
-        return None
-    return (end - start) // timedelta(milliseconds=1)
 
 
 def normalize(run: KrenalisRun) -> tuple[Observation, ...]:

@@ -43,6 +43,13 @@ def parse_timestamp(value: Any) -> datetime:
     return moment
 
 
+def millis_between(start: datetime | None, end: datetime | None) -> int | None:
+    """Whole milliseconds from ``start`` to ``end``; ``None`` when unknown or negative."""
+    if start is None or end is None or end < start:
+        return None
+    return (end - start) // timedelta(milliseconds=1)
+
+
 def _from_epoch_millis(millis: float) -> datetime:
     if not -1e16 < millis < 1e16:
         raise ValueError(f"epoch milliseconds {millis!r} out of range")

@@ -16,6 +16,7 @@ from typing import Any, Final
 from pipestatus.domain.observation import Counters, Observation, StatusRule, build
 from pipestatus.domain.states import TERMINAL, ErrorCategory, Provider, RunState
 from pipestatus.providers.base import PayloadKind, ProviderSpec, lookup_status
+from pipestatus.providers.timestamps import millis_between
 from pipestatus.providers.zoho_models import (
     JobSummaryResponse,
     PipelineRun,
@@ -169,7 +170,7 @@ def _counters(run: PipelineRun) -> Counters:
         quality_invalid=_sum_present(q.invalid for q in qualities),
         quality_missing=_sum_present(q.missing for q in qualities),
         bytes=run_bytes,
-        duration_ms=_duration_ms(run.created_time, run.completion_time),
+        duration_ms=millis_between(run.created_time, run.completion_time),
     )
 
 
@@ -180,12 +181,6 @@ def _first_present(*values: int | None) -> int | None:
 def _sum_present(values: Iterable[int | None]) -> int | None:
     present = [value for value in values if value is not None]
     return sum(present) if present else None
-
-
-def _duration_ms(start: datetime | None, end: datetime | None) -> int | None:
-    if start is None or end is None or end < start:
-        return None
-    return (end - start) // _ONE_MILLISECOND
 
 
 def _quality_warnings(counters: Counters) -> tuple[str, ...]:
