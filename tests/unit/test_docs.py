@@ -257,8 +257,7 @@ def test_every_asyncapi_message_has_an_example() -> None:
 
 @pytest.mark.parametrize(
     ("message_id", "topic", "message", "record"),
-    list(_example_records()),
-    ids=lambda value: value if isinstance(value, str) else "",
+    [pytest.param(*example, id=f"{example[1]}:{example[0]}") for example in _example_records()],
 )
 def test_asyncapi_example_is_accepted_by_the_intake(
     message_id: str, topic: str, message: dict[str, Any], record: InboundRecord
@@ -304,7 +303,8 @@ def test_configuration_table_never_shows_a_secret_value() -> None:
     assert all(v.default in ("secret", "unset") for v in secrets)
     assert "postgresql://" not in configuration_table()
     receivers = {f.name: f for f in object_fields(ReceiverSettings, "receiver")}
-    assert receivers["secret"].secret and receivers["routing_key"].secret
+    assert receivers["secret"].secret
+    assert receivers["routing_key"].secret
 
 
 def test_variable_names_follow_prefix_and_nesting() -> None:
@@ -323,7 +323,8 @@ def _field(path: str) -> FieldInfo:
     *sections, leaf = path.split(".")
     for section in sections:
         annotation = model.model_fields[section].annotation
-        assert isinstance(annotation, type) and issubclass(annotation, BaseModel)
+        assert isinstance(annotation, type)
+        assert issubclass(annotation, BaseModel)
         model = annotation
     return model.model_fields[leaf]
 
