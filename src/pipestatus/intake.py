@@ -73,7 +73,12 @@ def prepare(record: InboundRecord, routing: Routing) -> Prepared:
         provider = _route(record.topic, envelope, routing)
         parsed = parse_document(document, provider)
     except EventError as exc:
-        return Rejected(record, exc, provider)
+        # A rejection is a value (reason, path, detail). Its traceback and chained cause
+        # would tie the frames of this call - and through them the whole batch - to it, and
+        # pydantic-core holds validator exceptions where the garbage collector cannot see
+        # them, so such a cycle was never freed: memory grew with every batch.
+        exc.__cause__ = exc.__context__ = None
+        return Rejected(record, exc.with_traceback(None), provider)
     event_id = event_identity(
         provider=provider.value,
         document=document,

@@ -44,5 +44,7 @@ def configure_logging(level: str, fmt: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    # aiokafka logs every rebalance step at INFO; keep its warnings only.
-    logging.getLogger("aiokafka").setLevel(max(logging.WARNING, root.level))
+    # aiokafka logs every rebalance step at INFO; keep its warnings only. httpx logs each
+    # request's URL at INFO, and a receiver URL may carry a password: warnings only too.
+    for noisy in ("aiokafka", "httpx", "httpcore"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))

@@ -55,8 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--profile",
         type=Path,
         metavar="PATH",
-        help="after the measured runs, drain once more under py-spy "
-        "(raw stacks to PATH) and add the top entries to the report",
+        help="after the measured runs, drain (and run the latency phase) once more under py-spy "
+        "(raw stacks to PATH and PATH.latency) and add the top entries to the report",
     )
     parser.add_argument(
         "--baseline-kafka-commit",
@@ -97,9 +97,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:  # argparse: --help is 0, bad arguments 2
         return int(exc.code or 0)
     from pipestatus.bench.report import render
-    from pipestatus.bench.runner import BenchError, Options, run
+    from pipestatus.bench.runner import BenchError, Options, py_spy_command, run
     from pipestatus.errors import PipestatusError
 
+    if args.profile is not None and py_spy_command() is None:
+        sys.stderr.write("pipestatus bench: --profile needs py-spy (pip install py-spy)\n")
+        return 2
     options = Options(
         events=args.events,
         rate=args.rate,

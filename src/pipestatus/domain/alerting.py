@@ -232,6 +232,11 @@ def _quality(
     ):
         return [_resolve(dataclasses.replace(known, last_success_at=moment), now,
                          f"run {o.run_id} succeeded within the threshold")]  # fmt: skip
+    if known is None or known.last_success_at is None or moment > known.last_success_at:
+        # Remember the newest success, so an older one with bad records, reported late,
+        # does not fire against it (as PipelineRunFailed does).
+        base = known or _blank(key, Rule.data_quality, o, now)
+        return [AlertChange(dataclasses.replace(base, last_success_at=moment), None)]
     return []
 
 

@@ -192,7 +192,8 @@ def _is_pull_operation(document: Mapping[str, Any]) -> bool:
 
 
 def _is_read_completed(document: Mapping[str, Any]) -> bool:
-    return document.get("eventType") in READ_EVENT_TYPES
+    event_type = document.get("eventType")  # any JSON value: a list is not hashable
+    return isinstance(event_type, str) and event_type in READ_EVENT_TYPES
 
 
 def _is_legacy_sync_error(document: Mapping[str, Any]) -> bool:

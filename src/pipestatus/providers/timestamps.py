@@ -51,9 +51,12 @@ def millis_between(start: datetime | None, end: datetime | None) -> int | None:
 
 
 def _from_epoch_millis(millis: float) -> datetime:
-    if not -1e16 < millis < 1e16:
-        raise ValueError(f"epoch milliseconds {millis!r} out of range")
-    return _EPOCH + timedelta(milliseconds=millis)
+    try:
+        if not -1e16 < millis < 1e16:
+            raise OverflowError
+        return _EPOCH + timedelta(milliseconds=millis)
+    except OverflowError:  # also past year 9999, where datetime ends
+        raise ValueError(f"epoch milliseconds {millis!r} out of range") from None
 
 
 def _from_string(text: str) -> datetime:

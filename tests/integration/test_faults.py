@@ -1,0 +1,408 @@
+"""Faults on real services with real worker processes (issue #7, DESIGN §10).
+
+Every scenario drains a realistic mixed backlog (``pipestatus.bench.workload``: all four
+providers, 15 % duplicates, 10 % reordered, 1 % invalid) and ends with the database equal,
+table by table, to that of an undisturbed worker on the same records: runs, transitions
+(in order per run), processed events, dead letters, alert state and alert outbox.
+
+- crash loop: five SIGKILLs at random points of a 100 000-record backlog, restarts;
+- database outage: PostgreSQL down ~10 s mid-run; the worker stays up, reports unready,
+  retries, resumes;
+- rebalance: two workers in one group on 6-partition topics, one joining late and one
+  leaving mid-run, gracefully (SIGTERM) and abruptly (SIGKILL);
+- backpressure: peak memory (VmHWM) for 20 000 vs 100 000 records stays bounded.
+
+Receiver outages are covered in ``test_receivers.py``. Each scenario prints one
+``RELIABILITY`` line with its counts (``pytest -s``); docs/reliability.md quotes them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from pipestatus.adapters.embedded import EmbeddedPostgres
+from pipestatus.bench.workload import BenchRecord, Workload, generate
+from pipestatus.domain.states import Provider
+from tests.integration.fault_tools import (
+    Progress,
+    WorkerProcess,
+    assert_same_state,
+    full_snapshot,
+    keyed_by_pipeline,
+    produce_records,
+    provider_topics,
+    report,
+    run_sync,
+    worker_env,
+)
+from tests.integration.kafka_tools import create_topics
+from tests.services import TestServices, temporary_database
+
+pytestmark = [pytest.mark.services, pytest.mark.slow]
+
+PARTITIONS = 6
+LARGE = 100_000
+SMALL = 20_000
+CRASH_SEED = 20260707
+
+
+@dataclass(frozen=True)
+class Backlog:
+    """A produced workload and what an undisturbed worker made of it."""
+
+    workload: Workload
+    records: list[BenchRecord]
+    topics: dict[Provider, str]
+    baseline: dict[str, Any]
+    peak_kib: int
+    drain_s: float
+
+    @property
+    def total(self) -> int:
+        return len(self.records)
+
+
+def _backlog(services: TestServices, logs: Path, events: int, seed: int) -> Iterator[Backlog]:
+    """Produces ``events`` records, drains them with one undisturbed worker subprocess."""
+    workload = generate(events, seed)
+    records = keyed_by_pipeline(workload.records)
+    topics = provider_topics(f"faults{events}")
+    run_sync(lambda: create_topics(services.kafka_bootstrap, topics.values(), PARTITIONS))
+    run_sync(lambda: produce_records(services.kafka_bootstrap, topics, records))
+    with temporary_database(services.database_url, prefix="pipestatus_baseline") as url:
+        group = f"baseline-{uuid.uuid4().hex[:8]}"
+        worker = WorkerProcess(
+            worker_env(services.kafka_bootstrap, group, topics, url), logs / "baseline.log"
+        )
+
+        async def drain() -> tuple[int, float]:
+            progress = Progress(url, group)
+            began = time.monotonic()
+            try:
+                await progress.wait_for(
+                    lambda n: n == events, worker=worker, within_s=600, what="the baseline"
+                )
+                seconds = time.monotonic() - began
+                peak = worker.vm_hwm_kib()  # read before exit: the drain's own peak
+                assert await worker.stop() == 0, worker.tail()
+            finally:
+                await progress.close()
+            return peak, seconds
+
+        worker.start()
+        try:
+            peak, seconds = run_sync(drain)
+        finally:
+            worker.ensure_dead()
+        baseline = run_sync(lambda: full_snapshot(url, topics))
+        _check_against_workload(workload, baseline)
+        yield Backlog(workload, records, topics, baseline, peak, seconds)
+
+
+def _check_against_workload(workload: Workload, snapshot: dict[str, Any]) -> None:
+    """The undisturbed run itself is right: every run's final state, every bad record."""
+    final = {(r["provider"], r["run_id"]): (r["state"], r["attempt"]) for r in snapshot["runs"]}
+    expected = {key: (run.state, run.attempt) for key, run in workload.expected.items()}
+    assert final == expected
+    reasons = Counter(r["reason"] for r in snapshot["dead_letters"])
+    assert reasons == Counter(workload.summary()["invalid_reasons"])
+    assert snapshot["alert_outbox"], "the workload must exercise the alert outbox too"
+
+
+@pytest.fixture(scope="module")
+def large(services: TestServices, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backlog]:
+    yield from _backlog(services, tmp_path_factory.mktemp("large"), LARGE, seed=7)
+
+
+@pytest.fixture(scope="module")
+def small(services: TestServices, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backlog]:
+    yield from _backlog(services, tmp_path_factory.mktemp("small"), SMALL, seed=11)
+
+
+def _facts(backlog: Backlog, state: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "records": backlog.total,
+        "invalid": backlog.workload.summary()["invalid"],
+        "duplicates_injected": backlog.workload.summary()["duplicate"],
+        "reordered_injected": backlog.workload.summary()["late"],
+        "rows": {table: len(rows) for table, rows in state.items()},
+    }
+
+
+# --------------------------------------------------------------------------- crash loop
+
+
+@pytest.mark.timeout(1200)
+async def test_crash_loop_five_sigkills_on_a_100k_backlog_equals_an_undisturbed_run(
+    services: TestServices, large: Backlog, database_url: str, tmp_path: Path
+) -> None:
+    """SIGKILL at five random points, restart each time: nothing lost, nothing twice."""
+    group = f"crashloop-{uuid.uuid4().hex[:8]}"
+    env = worker_env(
+        services.kafka_bootstrap,
+        group,
+        large.topics,
+        database_url,
+        PIPESTATUS_KAFKA__MAX_BATCH_RECORDS="1000",
+    )
+    rng = random.Random(CRASH_SEED)
+    fractions = sorted(rng.uniform(0.05, 0.9) for _ in range(5))
+    progress = Progress(database_url, group)
+    kills: list[dict[str, int]] = []
+    try:
+        for life, fraction in enumerate(fractions, 1):
+            worker = WorkerProcess(env, tmp_path / f"life-{life}.log").start()
+            try:
+                began = await progress() or 0
+                target = max(round(fraction * large.total), began + 1)
+                await progress.wait_for(
+                    target.__le__,
+                    worker=worker,
+                    what=f"kill point {life}",
+                )
+                await asyncio.sleep(rng.uniform(0.0, 0.5))  # anywhere in the next batch
+                assert worker.returncode is None, worker.tail()
+            finally:
+                code = await worker.kill()
+            assert code == -9, worker.tail()
+            committed = await progress()
+            assert committed is not None
+            kills.append({"life": life, "target": target, "committed": committed})
+        resume_at = kills[-1]["committed"]
+        final = WorkerProcess(env, tmp_path / "final.log", until_idle=True).start()
+        try:
+            assert await final.wait(600) == 0, final.tail()
+        finally:
+            final.ensure_dead()
+        assert await progress() == large.total
+    finally:
+        await progress.close()
+
+    points = [kill["committed"] for kill in kills]
+    assert points == sorted(points)
+    assert all(0 < point < large.total for point in points), points
+    summary = final.summary()
+    # The restarted worker resumed from the offsets committed with the data: it read
+    # exactly what was left, neither skipping nor re-reading committed records.
+    assert summary["records"] == large.total - resume_at
+
+    state = await full_snapshot(database_url, large.topics)
+    difference = assert_same_state(large.baseline, state)
+    report(
+        "crash_loop",
+        **_facts(large, state),
+        kills=kills,
+        final_worker_records=summary["records"],
+        lost=sum(difference.lost.values()),
+        duplicated=sum(difference.duplicated.values()),
+    )
+
+
+# --------------------------------------------------------------------------- database outage
+
+
+async def _metric(endpoint: str, line_prefix: str) -> float:
+    async with httpx.AsyncClient(timeout=10) as client:
+        text = (await client.get(f"{endpoint}/metrics")).text
+    values = [float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+              if line.startswith(line_prefix)]  # fmt: skip
+    return sum(values)
+
+
+async def _status(endpoint: str, path: str) -> tuple[int, str]:
+    async with httpx.AsyncClient(timeout=10) as client:
+        response = await client.get(f"{endpoint}{path}")
+    return response.status_code, response.text
+
+
+@pytest.mark.timeout(600)
+async def test_database_outage_of_ten_seconds_mid_run(
+    services: TestServices, small: Backlog, tmp_path: Path
+) -> None:
+    """PostgreSQL stopped for ~10 s mid-backlog: unready, retrying, alive; then complete."""
+    group = f"outage-{uuid.uuid4().hex[:8]}"
+    async with EmbeddedPostgres() as database:
+        env = worker_env(
+            services.kafka_bootstrap,
+            group,
+            small.topics,
+            database.dsn,
+            PIPESTATUS_KAFKA__MAX_BATCH_RECORDS="500",
+        )
+        progress = Progress(database.dsn, group)
+        worker = WorkerProcess(env, tmp_path / "worker.log").start()
+        try:
+            at_outage = await progress.wait_for(
+                lambda n: n > 0, worker=worker, what="the first committed batch"
+            )
+            await asyncio.to_thread(database.interrupt)
+            down_at = time.monotonic()
+            endpoint = worker.endpoint()
+            assert endpoint is not None, worker.tail()
+
+            async def unready() -> bool:
+                code, body = await _status(endpoint, "/readyz")
+                return code == 503 and "database unreachable" in body
+
+            while not await unready():
+                assert time.monotonic() - down_at < 60, "/readyz never reported the outage"
+                await asyncio.sleep(0.2)
+            retries_prefix = 'pipestatus_dependency_retries_total{dependency="database"}'
+            while time.monotonic() - down_at < 10:
+                assert worker.returncode is None, worker.tail()
+                assert (await _status(endpoint, "/healthz"))[0] == 200
+                assert await unready()
+                await asyncio.sleep(0.5)
+            retries_during = await _metric(endpoint, retries_prefix)
+            assert retries_during > 0
+            assert await _metric(endpoint, "pipestatus_database_up ") == 0
+            outage_s = time.monotonic() - down_at
+            await asyncio.to_thread(database.resume)
+
+            await progress.wait_for(
+                lambda n: n == small.total, worker=worker, what="catching up after the outage"
+            )
+            deadline = time.monotonic() + 60
+            while (await _status(endpoint, "/readyz"))[0] != 200:
+                assert time.monotonic() < deadline, "/readyz never recovered"
+                await asyncio.sleep(0.2)
+            retries = await _metric(endpoint, retries_prefix)
+            assert await worker.stop() == 0, worker.tail()
+        finally:
+            worker.ensure_dead()
+            await progress.close()
+        summary = worker.summary()
+        assert summary["records"] == small.total  # the failed batch counted once, when committed
+        assert summary["retries"] >= retries
+        state = await full_snapshot(database.dsn, small.topics)
+    assert 0 < at_outage < small.total
+    difference = assert_same_state(small.baseline, state)
+    report(
+        "database_outage",
+        **_facts(small, state),
+        committed_before_outage=at_outage,
+        outage_seconds=round(outage_s, 1),
+        database_retries=retries,
+        lost=sum(difference.lost.values()),
+        duplicated=sum(difference.duplicated.values()),
+    )
+
+
+# --------------------------------------------------------------------------- rebalance
+
+
+@pytest.mark.timeout(600)
+@pytest.mark.parametrize("leaving", ["SIGTERM", "SIGKILL"])
+async def test_rebalance_late_joiner_and_leaver_equal_an_undisturbed_run(
+    services: TestServices, small: Backlog, database_url: str, tmp_path: Path, leaving: str
+) -> None:
+    """Worker B joins A's group mid-run; later A leaves (SIGTERM, or SIGKILL); B finishes.
+
+    The backlog is produced in four parts so each step happens while records are
+    waiting: part 1 before A starts, part 2 while B joins (A is busy with it when the
+    group rebalances), part 3 once B has partitions, part 4 once A is gone.
+    """
+    topics = provider_topics("rebalance")
+    await create_topics(services.kafka_bootstrap, topics.values(), PARTITIONS)
+    records = small.records
+    first, second, third = (round(share * len(records)) for share in (0.3, 0.55, 0.8))
+    await produce_records(services.kafka_bootstrap, topics, records[:first])
+    group = f"rebalance-{uuid.uuid4().hex[:8]}"
+    env = worker_env(
+        services.kafka_bootstrap,
+        group,
+        topics,
+        database_url,
+        PIPESTATUS_KAFKA__MAX_BATCH_RECORDS="500",
+    )
+    progress = Progress(database_url, group)
+    a = WorkerProcess(env, tmp_path / "a.log").start()
+    b = WorkerProcess(env, tmp_path / "b.log")
+    try:
+        await progress.wait_for(lambda n: n > 0, worker=a, what="A's first commit")
+        b.start()
+        await produce_records(services.kafka_bootstrap, topics, records[first:second])
+        deadline = time.monotonic() + 120
+        while not b.assigned_counts():
+            assert b.returncode is None, b.tail()
+            assert time.monotonic() < deadline, f"B got no partitions:\n{b.tail()}"
+            await asyncio.sleep(0.1)
+        at_join = await progress()
+        await produce_records(services.kafka_bootstrap, topics, records[second:third])
+        await progress.wait_for(
+            lambda n: n >= second + (third - second) // 2, worker=a, what="both consuming"
+        )
+        if leaving == "SIGTERM":
+            assert await a.stop() == 0, a.tail()
+        else:
+            assert await a.kill() == -9, a.tail()
+        at_leave = await progress()
+        await produce_records(services.kafka_bootstrap, topics, records[third:])
+        await progress.wait_for(
+            lambda n: n == len(records), worker=b, what="B finishing alone", within_s=300
+        )
+        assert await b.stop() == 0, b.tail()
+    finally:
+        a.ensure_dead()
+        b.ensure_dead()
+        await progress.close()
+
+    everything = len(topics) * PARTITIONS
+    assert a.assigned_counts()[0] == everything
+    assert min(a.assigned_counts()) < everything, "A never shared its partitions"
+    assert 0 < b.assigned_counts()[0] < everything, "B joined without a split"
+    assert b.assigned_counts()[-1] == everything, "B never took over A's partitions"
+    b_records = b.summary()["records"]
+    a_records = a.summary()["records"] if leaving == "SIGTERM" else None
+    assert b_records > 0
+
+    state = await full_snapshot(database_url, topics)
+    difference = assert_same_state(small.baseline, state)
+    report(
+        f"rebalance_{leaving.lower()}",
+        **_facts(small, state),
+        committed_when_b_joined=at_join,
+        committed_when_a_left=at_leave,
+        a_assignments=a.assigned_counts(),
+        b_assignments=b.assigned_counts(),
+        a_records=a_records,
+        b_records=b_records,
+        lost=sum(difference.lost.values()),
+        duplicated=sum(difference.duplicated.values()),
+    )
+
+
+# --------------------------------------------------------------------------- backpressure
+
+
+def test_peak_memory_is_bounded_by_the_batch_not_the_backlog(
+    small: Backlog, large: Backlog
+) -> None:
+    """VmHWM of the worker draining 100 000 records is close to that for 20 000.
+
+    A fetch is bounded (``MAX_BATCH_RECORDS``, ``MAX_BATCH_BYTES``) and a batch is
+    released once committed, so the backlog waits in Kafka, not in the worker.
+    """
+    bound_kib = 1.5 * small.peak_kib + 30 * 1024
+    report(
+        "memory",
+        small_records=small.total,
+        small_peak_mib=round(small.peak_kib / 1024, 1),
+        large_records=large.total,
+        large_peak_mib=round(large.peak_kib / 1024, 1),
+        bound_mib=round(bound_kib / 1024, 1),
+        small_drain_s=round(small.drain_s, 1),
+        large_drain_s=round(large.drain_s, 1),
+    )
+    assert large.peak_kib < bound_kib, (small.peak_kib, large.peak_kib)
