@@ -69,17 +69,20 @@ def keyed_by_pipeline(records: Sequence[BenchRecord]) -> list[BenchRecord]:
         topics={provider.value: provider for provider in Provider},
         cloudevents_type_prefixes=DEFAULT_CLOUDEVENTS_TYPES,
     )
+    keys: dict[tuple[Provider, bytes, bytes], bytes] = {}  # re-deliveries: parsed once
     keyed = []
     for record in records:
-        inbound = InboundRecord(
-            record.provider.value, 0, 0, record.key, record.value, record.headers
-        )
-        prepared = prepare(inbound, routing)
-        key = record.key
-        if isinstance(prepared, Accepted) and prepared.parsed.observations:
-            pipeline = min(o.pipeline_id.split("/")[0] for o in prepared.parsed.observations)
-            key = f"{record.provider.value}/{pipeline}".encode()
-        keyed.append(dataclasses.replace(record, key=key))
+        seen = (record.provider, record.key, record.value)
+        if seen not in keys:
+            inbound = InboundRecord(
+                record.provider.value, 0, 0, record.key, record.value, record.headers
+            )
+            prepared = prepare(inbound, routing)
+            keys[seen] = record.key
+            if isinstance(prepared, Accepted) and prepared.parsed.observations:
+                pipeline = min(o.pipeline_id.split("/")[0] for o in prepared.parsed.observations)
+                keys[seen] = f"{record.provider.value}/{pipeline}".encode()
+        keyed.append(dataclasses.replace(record, key=keys[seen]))
     return keyed
 
 
