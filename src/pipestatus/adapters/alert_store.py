@@ -45,7 +45,7 @@ async def lock_and_load(db: Connection, keys: Sequence[str]) -> dict[str, AlertS
         return {}
     unique = sorted(set(keys))
     await db.execute(_LOCK_KEYS, unique)
-    return {row["dedup_key"]: _state(row) for row in await db.fetch(_LOAD, unique)}
+    return {row["dedup_key"]: state_from_row(row) for row in await db.fetch(_LOAD, unique)}
 
 
 async def write(
@@ -105,7 +105,7 @@ def _row(s: AlertState, sent_at: datetime | None) -> tuple[Any, ...]:
     )  # fmt: skip
 
 
-def _state(row: Any) -> AlertState:
+def state_from_row(row: Any) -> AlertState:
     return AlertState(
         dedup_key=row["dedup_key"],
         rule=Rule(row["rule"]),

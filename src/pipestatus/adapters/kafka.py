@@ -56,6 +56,19 @@ def client_options(settings: KafkaSettings) -> dict[str, Any]:
     return options
 
 
+def inbound_record(message: Any) -> InboundRecord:
+    """An aiokafka ``ConsumerRecord`` as the plain value the pure intake reads."""
+    return InboundRecord(
+        topic=message.topic,
+        partition=message.partition,
+        offset=message.offset,
+        key=message.key,
+        value=message.value,
+        headers=tuple(message.headers or ()),
+        timestamp_ms=message.timestamp,
+    )
+
+
 class _SeekToStoredOffsets(ConsumerRebalanceListener):  # type: ignore[misc]  # untyped base
     def __init__(self, source: KafkaSource) -> None:
         self._source = source
@@ -132,19 +145,7 @@ class KafkaSource(AsyncClosing):
                 timeout_ms=self._settings.max_batch_wait_ms,
                 max_records=self._settings.max_batch_records,
             )
-        return [
-            InboundRecord(
-                topic=message.topic,
-                partition=message.partition,
-                offset=message.offset,
-                key=message.key,
-                value=message.value,
-                headers=tuple(message.headers or ()),
-                timestamp_ms=message.timestamp,
-            )
-            for messages in batches.values()
-            for message in messages
-        ]
+        return [inbound_record(message) for messages in batches.values() for message in messages]
 
     def rewind(self, records: Sequence[InboundRecord]) -> None:
         """Seeks back to the first record of each partition so a failed batch is re-fetched."""

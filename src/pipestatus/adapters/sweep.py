@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -44,7 +43,7 @@ WHERE (provider, run_id) IN (SELECT * FROM unnest($1::text[], $2::text[]))
   AND state IN ('queued', 'running') AND progressed_at < now() - make_interval(secs => $3)
 """
 _DUE_RESENDS = """
-SELECT dedup_key, rule, labels, annotations, started_at FROM alert_state
+SELECT * FROM alert_state
 WHERE status = 'firing'
   AND (last_sent_at IS NULL OR last_sent_at < now() - make_interval(secs => $1))
 ORDER BY dedup_key
@@ -159,17 +158,9 @@ class Sweeper:
         due = await db.fetch(_DUE_RESENDS, self._settings.resend_interval_s, self._limit)
         if not due:
             return 0, 0
-        notices = [
-            ({
-                "rule": row["rule"],
-                "dedup_key": row["dedup_key"],
-                "labels": json.loads(row["labels"]),
-                "annotations": json.loads(row["annotations"]),
-                "starts_at": row["started_at"].isoformat(),
-                "ends_at": None,
-            }, "trigger")
-            for row in due
-        ]  # fmt: skip
+        # The same alert document a trigger carries, rebuilt from the stored state.
+        notices = [(alert_store.payload(alert_store.state_from_row(row), "trigger"), "trigger")
+                   for row in due]  # fmt: skip
         written = await alert_store.enqueue(db, notices, self._resend_receivers)
         await db.execute(_MARK_SENT, [row["dedup_key"] for row in due])
         return len(due), written

@@ -29,12 +29,12 @@ from dataclasses import dataclass, field
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 
-from pipestatus.adapters.kafka import client_options
+from pipestatus.adapters.kafka import client_options, inbound_record
 from pipestatus.adapters.postgres import PgStore
 from pipestatus.app import alerting_from, install_stop_signals, routing_from
 from pipestatus.domain.batch import Outcome
 from pipestatus.errors import ConfigError
-from pipestatus.intake import InboundRecord, prepare
+from pipestatus.intake import prepare
 from pipestatus.logs import configure_logging
 from pipestatus.service import BatchReport, apply_prepared
 from pipestatus.settings import Settings, load_settings
@@ -130,15 +130,7 @@ async def run_baseline(
                 for message in messages:
                     if stop.is_set():
                         break
-                    record = InboundRecord(
-                        topic=message.topic,
-                        partition=message.partition,
-                        offset=message.offset,
-                        key=message.key,
-                        value=message.value,
-                        headers=tuple(message.headers or ()),
-                        timestamp_ms=message.timestamp,
-                    )
+                    record = inbound_record(message)
                     report = BatchReport()
                     prepared = prepare(record, routing)
                     next_offset = {(record.topic, record.partition): record.offset + 1}
