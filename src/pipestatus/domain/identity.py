@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any
+import re
+from typing import Any, Final
+
+import orjson
+
+#: Number tokens that orjson and ``json.dumps`` write differently: exponents
+#: (``1.5e-7`` / ``1.5e-07``) and tiny decimals (``0.00001`` / ``1e-05``). Matched
+#: loosely (a string holding ``:1e5`` matches too), which only costs a slower digest.
+_FLOAT_SPELLED_DIFFERENTLY: Final = re.compile(rb"[:,\[]-?(?:[0-9]+(?:\.[0-9]+)?[eE]|0\.0000)")
 
 
 def event_identity(
@@ -27,6 +35,28 @@ def event_identity(
         return f"webhook:{webhook_id}"
     if native_id:
         return f"{provider}:{native_id}"
-    canonical = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    digest = hashlib.sha256(f"{provider}\n{canonical}".encode()).hexdigest()
+    digest = hashlib.sha256(provider.encode() + b"\n" + canonical_json(document)).hexdigest()
     return f"sha256:{digest}"
+
+
+def canonical_json(document: Any) -> bytes:
+    """Sorted keys, no whitespace, UTF-8: the bytes ``json.dumps`` has always produced.
+
+    Stored identities must never change across versions, so the definition stays
+    ``json.dumps(sort_keys=True, separators=(",", ":"), ensure_ascii=False)``; orjson
+    writes the same bytes about four times faster, except for the float spellings above
+    and integers beyond 64 bits, where the reference encoder runs instead.
+    """
+    try:
+        fast = orjson.dumps(document, option=orjson.OPT_SORT_KEYS)
+    except TypeError:
+        fast = None
+    if fast is not None and not _FLOAT_SPELLED_DIFFERENTLY.search(fast):
+        return fast
+    return reference_canonical_json(document)
+
+
+def reference_canonical_json(document: Any) -> bytes:
+    """The definition of the canonical form (slow; the fallback and the tests' oracle)."""
+    text = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return text.encode()

@@ -7,6 +7,7 @@ zone (nuvo), read as UTC.
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Final
@@ -27,6 +28,20 @@ _NUMERIC: Final = re.compile(r"-?\d{1,16}(?:\.\d+)?")
 
 def parse_timestamp(value: Any) -> datetime:
     """Parses one provider timestamp; raises ``ValueError`` with what was wrong."""
+    kind = type(value)
+    if kind is int or kind is str:
+        # A payload repeats its moments (a run's and its stages' times, a pipeline's
+        # creation in every report), so most parses are cache hits; datetimes are immutable.
+        return _parse_cached(value)
+    return _parse(value)
+
+
+@functools.lru_cache(maxsize=16384, typed=True)
+def _parse_cached(value: int | str) -> datetime:
+    return _parse(value)
+
+
+def _parse(value: Any) -> datetime:
     if isinstance(value, datetime):
         moment = value if value.tzinfo else value.replace(tzinfo=UTC)
     elif isinstance(value, bool):
