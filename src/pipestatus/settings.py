@@ -56,6 +56,11 @@ class KafkaSettings(BaseModel):
         16 * 1024 * 1024, ge=1024, description="bytes fetched per batch at most"
     )
     max_batch_wait_ms: int = Field(200, ge=0, description="how long a fetch waits for records")
+    fetch_max_wait_ms: int = Field(
+        50,
+        ge=1,
+        description="how long the broker may hold a fetch request open while it has no records",
+    )
     dead_letter_topic: str | None = Field(
         None, description="also mirror dead letters to this topic (Kafka Connect headers)"
     )

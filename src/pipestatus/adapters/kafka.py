@@ -113,6 +113,9 @@ class KafkaSource(AsyncClosing):
             enable_auto_commit=False,
             auto_offset_reset=self._settings.auto_offset_reset,
             fetch_max_bytes=self._settings.max_batch_bytes,
+            # aiokafka's default is 500 ms; a broker that holds idle fetches for part of it
+            # (Tansu: about half) adds that much delay to the first event after a quiet spell.
+            fetch_max_wait_ms=self._settings.fetch_max_wait_ms,
             max_partition_fetch_bytes=min(self._settings.max_batch_bytes, 8 * 1024 * 1024),
         )
         self._consumer.subscribe(topics=self.topics, listener=_SeekToStoredOffsets(self))

@@ -21,7 +21,13 @@ from pipestatus.adapters.queries import (
     show_dead_letter,
     show_run,
 )
-from pipestatus.app import alerting_from, install_stop_signals, routing_from, run_worker
+from pipestatus.app import (
+    alerting_from,
+    install_stop_signals,
+    routing_from,
+    run_worker,
+    tune_garbage_collector,
+)
 from pipestatus.domain.states import Provider, RunState
 from pipestatus.settings import Settings, redact_url
 from pipestatus.views import dump
@@ -106,6 +112,8 @@ def _with_store(settings: Settings, work: Callable[[PgStore], Awaitable[T]]) -> 
 
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    tune_garbage_collector()
+
     async def go() -> int:
         stop = asyncio.Event()
         install_stop_signals(stop)
