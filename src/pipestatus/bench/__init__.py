@@ -96,8 +96,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
     except SystemExit as exc:  # argparse: --help is 0, bad arguments 2
         return int(exc.code or 0)
+    from pipestatus.bench.errors import BenchError
+    from pipestatus.bench.options import Options
+    from pipestatus.bench.profile import py_spy_command
     from pipestatus.bench.report import render
-    from pipestatus.bench.runner import BenchError, Options, py_spy_command, run
+    from pipestatus.bench.run import run
     from pipestatus.errors import PipestatusError
 
     if args.profile is not None and py_spy_command() is None:
