@@ -221,3 +221,36 @@ class TestConvergence:
                 ended.add(target.attempt)
             else:
                 assert target.attempt not in ended
+
+
+def test_with_event_id_keeps_every_other_field() -> None:
+    """The hand-written copy in ``with_event_id`` equals ``dataclasses.replace``, field by field."""
+    import dataclasses
+
+    from pipestatus.domain.observation import Counters
+    from pipestatus.domain.states import ErrorCategory
+
+    moment = datetime(2026, 7, 1, tzinfo=UTC)
+    values = {
+        "provider": Provider.codat,
+        "run_id": "r",
+        "pipeline_id": "p",
+        "attempt": 2,
+        "state": RunState.failed,
+        "provider_status": "FetchError",
+        "occurred_at": moment,
+        "phase": "fetch",
+        "phase_rank": 3,
+        "error_category": ErrorCategory.source,
+        "error_message": "boom",
+        "retryable": True,
+        "warnings": ("w",),
+        "counters": Counters(rows_in=5),
+        "kind": "codat.pull_operation",
+        "event_id": "old",
+        "started_at": moment - timedelta(minutes=1),
+        "ended_at": moment,
+    }
+    assert set(values) == {f.name for f in dataclasses.fields(Observation)}
+    observation = Observation(**values)  # type: ignore[arg-type]
+    assert observation.with_event_id("new") == dataclasses.replace(observation, event_id="new")
