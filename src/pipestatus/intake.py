@@ -92,9 +92,7 @@ def prepare(record: InboundRecord, routing: Routing) -> Prepared:
 
 
 def _with_observations(parsed: Parsed, observations: tuple[Any, ...]) -> Parsed:
-    return Parsed(
-        parsed.provider, parsed.kind, parsed.native_event_id, observations, parsed.document
-    )
+    return Parsed(parsed.provider, parsed.kind, parsed.native_event_id, observations)
 
 
 def _text_headers(headers: tuple[tuple[str, bytes], ...]) -> dict[str, str]:

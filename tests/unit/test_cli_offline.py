@@ -117,3 +117,12 @@ def test_schemas_export_reproduces_the_directory(tmp_path) -> None:
 def test_readme_mapping_table_is_generated_from_the_code() -> None:
     """The README's provider/status table equals the one rendered from the status tables."""
     assert readme_block() in (ROOT / "README.md").read_text()
+
+
+def test_bench_subcommand_takes_the_bench_options(capsys: pytest.CaptureFixture[str]) -> None:
+    """`pipestatus bench --events N …` reaches the bench's own parser (argparse's REMAINDER
+    used to refuse any option)."""
+    assert main(["bench", "--events", "10", "--help"]) == 0
+    assert "--latency-seconds" in capsys.readouterr().out
+    assert main(["bench", "--no-such-option"]) == 2
+    assert "unrecognized arguments: --no-such-option" in capsys.readouterr().err

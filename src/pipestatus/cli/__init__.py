@@ -29,7 +29,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if arguments[:1] == ["bench"]:
+        # The bench has its own parser; argparse's REMAINDER would refuse its options.
+        return embedded.run_bench(arguments[1:])
+    args = build_parser().parse_args(arguments)
     try:
         if getattr(args, "offline", False):
             return int(args.handler(args))

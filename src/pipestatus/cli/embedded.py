@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from collections.abc import Sequence
 from typing import Any
 
 from pipestatus.logs import configure_logging
@@ -41,8 +42,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from pipestatus.bench import main as bench_main
+    return run_bench(args.bench_args)
 
-    result: int = bench_main(args.bench_args)
+
+def run_bench(argv: Sequence[str]) -> int:
+    from pipestatus.bench import main as bench_main  # imported on use: needs the embedded extra
+
+    result: int = bench_main(list(argv))
     sys.stdout.flush()
     return result

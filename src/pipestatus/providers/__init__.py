@@ -42,7 +42,6 @@ class Parsed:
     kind: str
     native_event_id: str | None
     observations: tuple[Observation, ...]
-    document: Any
 
 
 def identify(document: Any, provider: Provider | None) -> tuple[ProviderSpec, PayloadKind]:
@@ -75,7 +74,7 @@ def parse_document(document: Any, provider: Provider | None = None) -> Parsed:
     except (ValueError, ValidationError) as exc:
         # Checks that span several fields (e.g. count arrays of equal length) raise here.
         raise InvalidPayloadError(str(exc)) from exc
-    return Parsed(spec.provider, kind.name, kind.native_event_id(model), observations, document)
+    return Parsed(spec.provider, kind.name, kind.native_event_id(model), observations)
 
 
 def parse_record(
