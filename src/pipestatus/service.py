@@ -61,7 +61,7 @@ class BatchReport:
 
 #: Records prepared between two yields to the event loop (a few milliseconds of CPU), so
 #: the previous batch's transaction and the broker's fetches progress meanwhile.
-PREPARE_SLICE = 64
+PREPARE_SLICE = 16
 
 
 async def prepare_batch(

@@ -114,6 +114,11 @@ def map_pg_errors() -> Iterator[None]:
         yield
     except (OSError, asyncpg.InterfaceError, TimeoutError) as exc:
         raise StoreUnavailableError(f"PostgreSQL unreachable: {exc}") from exc
+    except asyncpg.exceptions.InternalClientError as exc:
+        # The server went away mid-statement and the protocol was still consuming its error
+        # when the transaction tried to roll back ("cannot switch to state …"): the
+        # connection is dead, and a retry on a fresh one is the remedy.
+        raise StoreUnavailableError(f"PostgreSQL connection broke: {exc}") from exc
     except asyncpg.PostgresError as exc:
         state = getattr(exc, "sqlstate", "") or ""
         if state.startswith(_RETRIABLE_SQLSTATE_PREFIXES):
