@@ -29,6 +29,7 @@ from pipestatus.domain.alerting import AlertRules
 from pipestatus.domain.batch import Outcome
 from pipestatus.errors import BrokerError, InfrastructureError
 from pipestatus.intake import InboundRecord, Prepared, Routing
+from pipestatus.redeliveries import RedeliveryMemo
 from pipestatus.service import Alerting, BatchReport, commit_batch, prepare_batch
 from pipestatus.settings import Settings
 
@@ -235,6 +236,10 @@ class _Loop:
     metrics: Metrics
     alerting: Alerting
     dispatcher: OutboxDispatcher
+    memo: RedeliveryMemo = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.memo = RedeliveryMemo(self.routing)
 
     async def run(self, *, until_idle: bool) -> None:
         """Fetch and prepare batch N+1 while batch N's transaction commits.
@@ -263,7 +268,7 @@ class _Loop:
                             return
                     continue
                 idle = 0
-                prepared = await prepare_batch(records, self.routing)
+                prepared = await prepare_batch(records, self.routing, memo=self.memo)
                 if in_flight is not None:
                     committed, in_flight = await in_flight, None
                     if not committed:

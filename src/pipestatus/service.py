@@ -7,6 +7,7 @@ The transaction holds every effect of the batch and the partitions' next offsets
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import time
 from collections import Counter
@@ -20,6 +21,7 @@ from pipestatus.domain.machine import Transition
 from pipestatus.domain.observation import Observation
 from pipestatus.intake import Accepted, InboundRecord, Prepared, Rejected, Routing, prepare
 from pipestatus.ports import DeadLetterRow, EventClaim, Store, TransitionSource, UnitOfWork
+from pipestatus.redeliveries import RedeliveryMemo
 
 #: A dead letter keeps at most this much of an oversized value (plus its full digest).
 TRUNCATED_COPY_BYTES = 64 * 1024
@@ -65,14 +67,23 @@ PREPARE_SLICE = 16
 
 
 async def prepare_batch(
-    records: Sequence[InboundRecord], routing: Routing, *, slice_size: int = PREPARE_SLICE
+    records: Sequence[InboundRecord],
+    routing: Routing,
+    *,
+    memo: RedeliveryMemo | None = None,
+    slice_size: int = PREPARE_SLICE,
 ) -> list[Prepared]:
     """``prepare`` for each record, in order, yielding to the event loop between slices."""
+    one = memo.prepare if memo is not None else functools.partial(_prepare, routing=routing)
     prepared: list[Prepared] = []
     for start in range(0, len(records), slice_size):
-        prepared.extend(prepare(record, routing) for record in records[start : start + slice_size])
+        prepared.extend(one(record) for record in records[start : start + slice_size])
         await asyncio.sleep(0)
     return prepared
+
+
+def _prepare(record: InboundRecord, *, routing: Routing) -> Prepared:
+    return prepare(record, routing)
 
 
 async def process_batch(
