@@ -261,6 +261,7 @@ class _Loop:
                         committed, in_flight = await in_flight, None
                         if not committed:
                             return
+                    await self.source.flush_commits()
                     if until_idle:
                         idle = idle + 1 if await self._caught_up() else 0
                         if idle >= self.settings.worker.idle_polls:

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import ssl
+import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from typing import Any, Self
 
@@ -23,6 +24,10 @@ from pipestatus.intake import InboundRecord
 from pipestatus.settings import KafkaSettings
 
 logger = logging.getLogger(__name__)
+
+#: Kafka only mirrors progress for lag tools (the database holds the truth), so it is told
+#: at most this often while records flow, and at once when the worker is caught up.
+KAFKA_COMMIT_INTERVAL_S = 1.0
 
 OffsetLoader = Callable[[Sequence[tuple[str, int]]], Awaitable[dict[tuple[str, int], int]]]
 
@@ -91,6 +96,9 @@ class KafkaSource(AsyncClosing):
         self._load_offsets = load_offsets
         self._consumer: AIOKafkaConsumer | None = None
         self._closed = False
+        self._unmirrored: dict[tuple[str, int], int] = {}
+        self._mirrored_at = -KAFKA_COMMIT_INTERVAL_S
+        self.clock = time.monotonic
         #: Held while a batch is processed; a rebalance waits for it.
         self.processing = asyncio.Lock()
 
@@ -128,6 +136,7 @@ class KafkaSource(AsyncClosing):
             return
         self._closed = True
         if self._consumer is not None:
+            await self.flush_commits()
             with contextlib.suppress(KafkaError):
                 await self._consumer.stop()
 
@@ -163,11 +172,20 @@ class KafkaSource(AsyncClosing):
                 self.consumer.seek(tp, offset)
 
     async def commit(self, next_offsets: dict[tuple[str, int], int]) -> None:
-        """Mirrors committed progress to Kafka; failures are harmless (the DB is the truth)."""
+        """Mirrors committed progress to Kafka, at most every ``KAFKA_COMMIT_INTERVAL_S``."""
+        for position, offset in next_offsets.items():
+            self._unmirrored[position] = max(offset, self._unmirrored.get(position, 0))
+        if self.clock() - self._mirrored_at >= KAFKA_COMMIT_INTERVAL_S:
+            await self.flush_commits()
+
+    async def flush_commits(self) -> None:
+        """Mirrors what is not yet mirrored; failures are harmless (the DB is the truth)."""
+        pending, self._unmirrored = self._unmirrored, {}
+        self._mirrored_at = self.clock()
         assigned = self.consumer.assignment()
         offsets = {
             tp: offset
-            for (topic, partition), offset in next_offsets.items()
+            for (topic, partition), offset in pending.items()
             if (tp := TopicPartition(topic, partition)) in assigned
         }
         if not offsets:
