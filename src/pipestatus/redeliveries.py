@@ -10,6 +10,7 @@ database (the copy's identity is claimed, and found claimed, as before).
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from typing import Final
 
 from pipestatus.intake import Accepted, InboundRecord, Prepared, Rejected, Routing, prepare
@@ -28,7 +29,8 @@ class RedeliveryMemo:
     def __init__(self, routing: Routing, capacity: int = DEFAULT_CAPACITY) -> None:
         self._routing = routing
         self._capacity = capacity
-        self._results: dict[_Key, Prepared] = {}
+        # OrderedDict: popping a plain dict's oldest key rescans its deleted slots each time.
+        self._results: OrderedDict[_Key, Prepared] = OrderedDict()
         self.hits = 0
 
     def prepare(self, record: InboundRecord) -> Prepared:
@@ -43,7 +45,7 @@ class RedeliveryMemo:
         result = prepare(record, self._routing)
         self._results[key] = result
         if len(self._results) > self._capacity:
-            del self._results[next(iter(self._results))]
+            self._results.popitem(last=False)
         return result
 
 
