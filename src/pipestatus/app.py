@@ -179,6 +179,11 @@ async def run_worker(
     return summary
 
 
+async def _settled(in_flight: asyncio.Task[bool] | None) -> bool:
+    """Waits for the batch in flight, if any; ``False`` if it was stopped uncommitted."""
+    return True if in_flight is None else await in_flight
+
+
 async def _then_set(work: Awaitable[object], event: asyncio.Event) -> None:
     try:
         await work
@@ -257,10 +262,9 @@ class _Loop:
                 if records is None:
                     continue
                 if not records:
-                    if in_flight is not None:
-                        committed, in_flight = await in_flight, None
-                        if not committed:
-                            return
+                    in_flight, committed = None, await _settled(in_flight)
+                    if not committed:
+                        return
                     await self.source.flush_commits()
                     if until_idle:
                         idle = idle + 1 if await self._caught_up() else 0
@@ -269,11 +273,10 @@ class _Loop:
                             return
                     continue
                 idle = 0
-                prepared = await prepare_batch(records, self.routing, memo=self.memo)
-                if in_flight is not None:
-                    committed, in_flight = await in_flight, None
-                    if not committed:
-                        return
+                prepared = await prepare_batch(records, self.memo)
+                in_flight, committed = None, await _settled(in_flight)
+                if not committed:
+                    return
                 in_flight = asyncio.create_task(self._commit(records, prepared))
         finally:
             if in_flight is not None:

@@ -7,7 +7,6 @@ The transaction holds every effect of the batch and the partitions' next offsets
 from __future__ import annotations
 
 import asyncio
-import functools
 import hashlib
 import time
 from collections import Counter
@@ -19,7 +18,7 @@ from pipestatus.domain.alerting import AlertChange, AlertRules, evaluate, keys_f
 from pipestatus.domain.batch import Outcome, fold, run_key, strongest
 from pipestatus.domain.machine import Transition
 from pipestatus.domain.observation import Observation
-from pipestatus.intake import Accepted, InboundRecord, Prepared, Rejected, Routing, prepare
+from pipestatus.intake import Accepted, InboundRecord, Prepared, Rejected
 from pipestatus.ports import DeadLetterRow, EventClaim, Store, TransitionSource, UnitOfWork
 from pipestatus.redeliveries import RedeliveryMemo
 
@@ -67,41 +66,14 @@ PREPARE_SLICE = 16
 
 
 async def prepare_batch(
-    records: Sequence[InboundRecord],
-    routing: Routing,
-    *,
-    memo: RedeliveryMemo | None = None,
-    slice_size: int = PREPARE_SLICE,
+    records: Sequence[InboundRecord], memo: RedeliveryMemo, *, slice_size: int = PREPARE_SLICE
 ) -> list[Prepared]:
     """``prepare`` for each record, in order, yielding to the event loop between slices."""
-    one = memo.prepare if memo is not None else functools.partial(_prepare, routing=routing)
     prepared: list[Prepared] = []
     for start in range(0, len(records), slice_size):
-        prepared.extend(one(record) for record in records[start : start + slice_size])
+        prepared.extend(memo.prepare(record) for record in records[start : start + slice_size])
         await asyncio.sleep(0)
     return prepared
-
-
-def _prepare(record: InboundRecord, *, routing: Routing) -> Prepared:
-    return prepare(record, routing)
-
-
-async def process_batch(
-    records: Sequence[InboundRecord],
-    *,
-    routing: Routing,
-    store: Store,
-    group_id: str,
-    alerting: Alerting | None = None,
-) -> BatchReport:
-    """Prepares and applies one batch; raises ``InfrastructureError`` (nothing committed)."""
-    started = time.perf_counter()
-    prepared = await prepare_batch(records, routing)
-    report = await commit_batch(
-        records, prepared, store=store, group_id=group_id, alerting=alerting
-    )
-    report.seconds = time.perf_counter() - started
-    return report
 
 
 async def commit_batch(

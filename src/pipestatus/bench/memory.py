@@ -16,13 +16,17 @@ the consumer started but that was re-parented (its parent exited) is no longer c
 
 from __future__ import annotations
 
+import functools
 import os
 from collections import defaultdict
 from pathlib import Path
 
+
 #: ``/proc/<pid>/task/<tid>/children`` needs CONFIG_PROC_CHILDREN; without it the
 #: parent of every process is read from ``/proc/<pid>/stat`` instead.
-_CHILDREN_FILES = Path(f"/proc/self/task/{os.getpid()}/children").exists()
+@functools.cache
+def has_children_files() -> bool:
+    return Path(f"/proc/self/task/{os.getpid()}/children").exists()
 
 
 def status_kb(pid: int, field_name: str) -> int | None:
@@ -50,7 +54,7 @@ def tree_rss_kb(pid: int) -> int | None:
 
 def descendants(pid: int) -> list[int]:
     """Every live process below ``pid``, nearest first."""
-    children_of = _children if _CHILDREN_FILES else _children_by_parent().__getitem__
+    children_of = _children if has_children_files() else _children_by_parent().__getitem__
     found: list[int] = []
     seen = {pid}
     queue = [pid]
