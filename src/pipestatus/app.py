@@ -277,14 +277,14 @@ class _Loop:
                 in_flight, committed = None, await _settled(in_flight)
                 if not committed:
                     return
-                in_flight = asyncio.create_task(self._commit(records, prepared))
+                in_flight = asyncio.create_task(self._commit(prepared))
         finally:
             if in_flight is not None:
                 await in_flight
 
-    async def _commit(self, records: list[InboundRecord], prepared: list[Prepared]) -> bool:
+    async def _commit(self, prepared: list[Prepared]) -> bool:
         """Commits one prepared batch, then mirrors it; ``False`` if stopped before commit."""
-        report = await self._process(records, prepared)
+        report = await self._process(prepared)
         if report is None:
             return False  # stopped while the database was unavailable; nothing committed
         self.summary.add(report)
@@ -308,16 +308,13 @@ class _Loop:
         except InfrastructureError:
             return False
 
-    async def _process(
-        self, records: list[InboundRecord], prepared: list[Prepared]
-    ) -> BatchReport | None:
+    async def _process(self, prepared: list[Prepared]) -> BatchReport | None:
         """Commits the batch, retrying while a dependency is down; ``None`` if stopped."""
         attempt = 0
         while True:
             try:
                 async with self.source.processing:
                     return await commit_batch(
-                        records,
                         prepared,
                         store=self.store,
                         group_id=self.settings.kafka.group_id,

@@ -12,7 +12,8 @@ PipestatusError
 │   ├── UnmappedStatusError         unmapped_status (a provider added a status)
 │   ├── ProviderApiError            provider_api_error (an API error report, not a run)
 │   ├── UnknownProviderError        unknown_provider (topic or CloudEvents type unmapped)
-│   └── InvalidCloudEventError      invalid_cloudevent
+│   ├── InvalidCloudEventError      invalid_cloudevent
+│   └── UnstorableRecordError       unstorable (PostgreSQL refused a value: SQLSTATE 22)
 └── InfrastructureError             retriable=True: roll back, back off, retry
     ├── StoreUnavailableError       PostgreSQL unreachable or failed transiently
     ├── BrokerError                 Kafka unreachable or failed transiently
@@ -102,6 +103,19 @@ class InvalidCloudEventError(EventError):
     reason = "invalid_cloudevent"
 
     def __init__(self, detail: str, *, path: str = "", stage: str = "decode") -> None:
+        super().__init__(detail, path=path, stage=stage)
+
+
+class UnstorableRecordError(EventError):
+    """PostgreSQL refused a value of the batch (a data exception, SQLSTATE class 22).
+
+    Raised at the database edge without knowing which record holds the value; the
+    service bisects the batch to find it and dead-letters it with the database's message.
+    """
+
+    reason = "unstorable"
+
+    def __init__(self, detail: str, *, path: str = "", stage: str = "store") -> None:
         super().__init__(detail, path=path, stage=stage)
 
 

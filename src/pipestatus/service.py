@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -18,9 +19,12 @@ from pipestatus.domain.alerting import AlertChange, AlertRules, evaluate, keys_f
 from pipestatus.domain.batch import Outcome, fold, run_key, strongest
 from pipestatus.domain.machine import Transition
 from pipestatus.domain.observation import Observation
+from pipestatus.errors import UnstorableRecordError
 from pipestatus.intake import Accepted, InboundRecord, Prepared, Rejected
 from pipestatus.ports import DeadLetterRow, EventClaim, Store, TransitionSource, UnitOfWork
 from pipestatus.redeliveries import RedeliveryMemo
+
+logger = logging.getLogger(__name__)
 
 #: A dead letter keeps at most this much of an oversized value (plus its full digest).
 TRUNCATED_COPY_BYTES = 64 * 1024
@@ -77,21 +81,89 @@ async def prepare_batch(
 
 
 async def commit_batch(
-    records: Sequence[InboundRecord],
     prepared: Sequence[Prepared],
     *,
     store: Store,
     group_id: str,
     alerting: Alerting | None = None,
 ) -> BatchReport:
-    """One transaction: the batch's effects and its partitions' next offsets, or nothing."""
+    """One transaction: the batch's effects and its partitions' next offsets, or nothing.
+
+    If PostgreSQL refuses a value (``UnstorableRecordError``), the record holding it is
+    found by bisection and set aside as an ``unstorable`` dead letter, and the batch is
+    committed again without it, still with every offset of the batch (DESIGN §5).
+    """
     started = time.perf_counter()
-    report = BatchReport(next_offsets=_next_offsets(records))
-    async with store.unit_of_work() as uow:
-        await apply_prepared(uow, prepared, report, alerting)
-        await uow.save_offsets(group_id, report.next_offsets)
-    report.seconds = time.perf_counter() - started
-    return report
+    items = list(prepared)
+    next_offsets = _next_offsets([item.record for item in items])
+    while True:
+        report = BatchReport(next_offsets=dict(next_offsets))
+        try:
+            async with store.unit_of_work() as uow:
+                await apply_prepared(uow, items, report, alerting)
+                await uow.save_offsets(group_id, next_offsets)
+        except UnstorableRecordError as exc:
+            items = await set_aside_unstorable(store, items, exc, alerting)
+            continue
+        report.seconds = time.perf_counter() - started
+        return report
+
+
+class _Rollback(Exception):  # noqa: N818  # control flow, not an error
+    """Ends a probe transaction without committing it."""
+
+
+async def _probe(
+    store: Store, items: Sequence[Prepared], alerting: Alerting | None
+) -> UnstorableRecordError | None:
+    """Runs ``items`` in a transaction that always rolls back; the refusal, if any."""
+    try:
+        async with store.unit_of_work() as uow:
+            await apply_prepared(uow, items, BatchReport(), alerting)
+            raise _Rollback
+    except _Rollback:
+        return None
+    except UnstorableRecordError as exc:
+        return exc
+
+
+async def set_aside_unstorable(
+    store: Store,
+    items: list[Prepared],
+    error: UnstorableRecordError,
+    alerting: Alerting | None = None,
+) -> list[Prepared]:
+    """``items`` with one more record replaced by an ``unstorable`` rejection.
+
+    Bisects on prefixes of the records not yet set aside: the prefix of ``lo`` records
+    stores, that of ``hi`` fails (all of them just failed), so record ``hi - 1`` is the
+    one that tips the batch over. ``log2(n)`` probe transactions, each rolled back.
+    """
+    candidates = [i for i, item in enumerate(items) if not _is_unstorable(item)]
+    if not candidates:
+        raise error  # even the dead letters were refused: a bug to see, not to hide
+    lo, hi, detail = 0, len(candidates), error.detail
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        refused = await _probe(store, [items[i] for i in candidates[:mid]], alerting)
+        if refused is None:
+            lo = mid
+        else:
+            hi, detail = mid, refused.detail
+    index = candidates[hi - 1]
+    culprit = items[index]
+    record = culprit.record
+    provider = culprit.parsed.provider if isinstance(culprit, Accepted) else culprit.provider
+    logger.warning(
+        "PostgreSQL refused record %s[%d]@%d; dead-lettered as unstorable: %s",
+        record.topic, record.partition, record.offset, detail,
+    )  # fmt: skip
+    rejected = Rejected(record, UnstorableRecordError(detail), provider)
+    return [*items[:index], rejected, *items[index + 1 :]]
+
+
+def _is_unstorable(item: Prepared) -> bool:
+    return isinstance(item, Rejected) and isinstance(item.error, UnstorableRecordError)
 
 
 async def apply_prepared(
@@ -179,16 +251,49 @@ def dead_letter(item: Rejected) -> DeadLetterRow:
         headers=[_header_json(name, raw) for name, raw in record.headers],
         stage=error.stage,
         reason=error.reason,
-        field_path=error.path[:500],
-        message=error.detail[:2000],
+        field_path=storable_text(error.path[:500]),
+        message=storable_text(error.detail[:2000]),
     )
 
 
-def _header_json(name: str, raw: bytes | None) -> dict[str, str]:
+def storable_text(text: str) -> str:
+    """``text`` as PostgreSQL ``text`` takes it: NUL and lone surrogates escaped."""
+    if "\x00" in text:
+        text = text.replace("\x00", "\\x00")
     try:
-        return {"key": name, "value": (raw or b"").decode("utf-8")}
-    except UnicodeDecodeError:
-        return {"key": name, "hex": (raw or b"").hex()}
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
+
+
+def _header_json(name: str, raw: bytes | None) -> dict[str, str]:
+    """One header for the ``jsonb`` column, whatever its bytes: text where jsonb takes it
+    (valid UTF-8 without NUL), else hex (``hex`` for the value, ``key_hex`` for the name)."""
+    entry = {"key": name} if _jsonb_safe(name) else {"key_hex": _name_bytes(name).hex()}
+    value = raw or b""
+    if b"\x00" not in value:
+        try:
+            entry["value"] = value.decode("utf-8")
+            return entry
+        except UnicodeDecodeError:
+            pass
+    entry["hex"] = value.hex()
+    return entry
+
+
+def _jsonb_safe(text: str) -> bool:
+    if "\x00" in text:
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _name_bytes(name: str) -> bytes:
+    return name.encode("utf-8", "surrogateescape")
 
 
 def _next_offsets(records: Sequence[InboundRecord]) -> dict[tuple[str, int], int]:

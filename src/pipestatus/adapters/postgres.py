@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any, Self
 
 import asyncpg
+import asyncpg.exceptions._base as asyncpg_base
 
 from pipestatus.adapters import alert_store
 from pipestatus.adapters.lifecycle import AsyncClosing
@@ -25,7 +26,7 @@ from pipestatus.domain.batch import BatchPlan, RunKey
 from pipestatus.domain.machine import Transition
 from pipestatus.domain.observation import Counters, Observation
 from pipestatus.domain.states import ErrorCategory, Provider, RunState
-from pipestatus.errors import StoreUnavailableError
+from pipestatus.errors import StoreUnavailableError, UnstorableRecordError
 from pipestatus.ports import DeadLetterRow, EventClaim, TransitionSource
 
 logger = logging.getLogger(__name__)
@@ -105,13 +106,21 @@ WHERE group_id = $1 AND (topic, partition) IN (SELECT * FROM unnest($2::text[], 
 #: SQLSTATE classes a retry can fix: connection exceptions, insufficient resources,
 #: operator intervention (admin shutdown, cannot connect now), serialization failures.
 _RETRIABLE_SQLSTATE_PREFIXES = ("08", "53", "57P", "40")
+#: SQLSTATE class 22, data exception: a value the database refuses (NUL in text, an
+#: integer out of range, an invalid escape in jsonb …). Retrying the same batch cannot help.
+_DATA_EXCEPTION_CLASS = "22"
 
 
 @contextlib.contextmanager
 def map_pg_errors() -> Iterator[None]:
-    """Translates driver errors a retry can fix into ``StoreUnavailableError``."""
+    """Translates driver errors: retriable ones into ``StoreUnavailableError``, refused
+    values (server- or client-side) into ``UnstorableRecordError``; others pass through."""
     try:
         yield
+    except asyncpg_base.DataError as exc:
+        # Client side: an argument the codec cannot encode (an int beyond int32, a lone
+        # surrogate in a str). An InterfaceError subclass, so it must be caught first.
+        raise UnstorableRecordError(str(exc)) from exc
     except (OSError, asyncpg.InterfaceError, TimeoutError) as exc:
         raise StoreUnavailableError(f"PostgreSQL unreachable: {exc}") from exc
     except asyncpg.exceptions.InternalClientError as exc:
@@ -123,6 +132,8 @@ def map_pg_errors() -> Iterator[None]:
         state = getattr(exc, "sqlstate", "") or ""
         if state.startswith(_RETRIABLE_SQLSTATE_PREFIXES):
             raise StoreUnavailableError(f"PostgreSQL failed transiently ({state}): {exc}") from exc
+        if state.startswith(_DATA_EXCEPTION_CLASS) or isinstance(exc, asyncpg.DataError):
+            raise UnstorableRecordError(f"{exc} (SQLSTATE {state})") from exc
         raise
 
 

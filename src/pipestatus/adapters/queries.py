@@ -9,7 +9,7 @@ from typing import Any
 
 from pipestatus.adapters.postgres import PgStore, map_pg_errors, row_to_observation
 from pipestatus.intake import InboundRecord, Rejected, Routing, prepare
-from pipestatus.service import Alerting, BatchReport, apply_prepared
+from pipestatus.service import Alerting, BatchReport, apply_prepared, storable_text
 from pipestatus.views import ObservationView, RunView, TransitionView
 
 _LIST_RUNS = """
@@ -149,16 +149,13 @@ async def replay_dead_letters(
                 error = item.error
                 await uow.connection.execute(
                     _NOTE_STILL_FAILING, row["id"], "still_failing", error.reason,
-                    error.path[:500], error.detail[:2000],
+                    storable_text(error.path[:500]), storable_text(error.detail[:2000]),
                 )  # fmt: skip
     return summary
 
 
 def _record(row: Any) -> InboundRecord:
-    headers = tuple(
-        (h["key"], h["value"].encode() if "value" in h else bytes.fromhex(h["hex"]))
-        for h in json.loads(row["headers"])
-    )
+    headers = tuple(_header(h) for h in json.loads(row["headers"]))
     return InboundRecord(
         topic=row["source_topic"],
         partition=row["source_partition"],
@@ -167,6 +164,16 @@ def _record(row: Any) -> InboundRecord:
         value=row["raw_value"],
         headers=headers,
     )
+
+
+def _header(stored: dict[str, str]) -> tuple[str, bytes]:
+    """A dead letter's header back as the broker delivered it (see ``service._header_json``)."""
+    if "key" in stored:
+        name = stored["key"]
+    else:
+        name = bytes.fromhex(stored["key_hex"]).decode("utf-8", "surrogateescape")
+    value = stored["value"].encode() if "value" in stored else bytes.fromhex(stored["hex"])
+    return name, value
 
 
 def _text_or_hex(raw: bytes | None) -> str | None:
