@@ -13,8 +13,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from pipestatus.domain.identity import event_identity
+from pipestatus.domain.observation import MAX_ATTEMPT
 from pipestatus.domain.states import Provider
-from pipestatus.errors import EventError, InvalidCloudEventError, UnknownProviderError
+from pipestatus.errors import (
+    EventError,
+    InvalidCloudEventError,
+    InvalidPayloadError,
+    UnknownProviderError,
+)
 from pipestatus.providers import Parsed, parse_document
 from pipestatus.providers.decode import decode_json
 
@@ -72,6 +78,7 @@ def prepare(record: InboundRecord, routing: Routing) -> Prepared:
         envelope, document = _unwrap(record, headers, routing.max_payload_bytes)
         provider = _route(record.topic, envelope, routing)
         parsed = parse_document(document, provider)
+        _check_storable(parsed)
     except EventError as exc:
         # A rejection is a value (reason, path, detail). Its traceback and chained cause
         # would tie the frames of this call - and through them the whole batch - to it, and
@@ -95,6 +102,17 @@ def _with_observations(parsed: Parsed, observations: tuple[Any, ...]) -> Parsed:
     return Parsed(parsed.provider, parsed.kind, parsed.native_event_id, observations)
 
 
+def _check_storable(parsed: Parsed) -> None:
+    """Integers bound for ``integer`` columns that a provider model did not bound itself."""
+    for observation in parsed.observations:
+        for name in ("attempt", "phase_rank"):
+            value = getattr(observation, name)
+            if not -MAX_ATTEMPT - 1 <= value <= MAX_ATTEMPT:
+                raise InvalidPayloadError(
+                    f"{name} {value} does not fit PostgreSQL integer", path=name
+                )
+
+
 def _text_headers(headers: tuple[tuple[str, bytes], ...]) -> dict[str, str]:
     decoded: dict[str, str] = {}
     for name, value in headers:
@@ -102,9 +120,16 @@ def _text_headers(headers: tuple[tuple[str, bytes], ...]) -> dict[str, str]:
         if not (lowered.startswith("ce_") or lowered in ("content-type", "webhook-id")):
             continue  # other headers are carried verbatim into dead letters only
         try:
-            decoded[lowered] = (value or b"").decode("utf-8")
+            text = (value or b"").decode("utf-8")
         except UnicodeDecodeError as exc:
             raise InvalidCloudEventError(f"header {name!r} is not UTF-8", path=name) from exc
+        if "\x00" in text:
+            raise InvalidPayloadError(
+                f"header {name!r} contains a NUL character, which PostgreSQL cannot store",
+                path=name,
+                stage="decode",
+            )
+        decoded[lowered] = text
     return decoded
 
 

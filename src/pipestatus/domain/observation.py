@@ -14,6 +14,9 @@ from pipestatus.domain.states import (
     RunState,
 )
 
+#: The largest attempt (and phase rank) storable: PostgreSQL ``integer`` columns.
+MAX_ATTEMPT = 2**31 - 1
+
 #: Sorts observations without a provider timestamp before every timestamped one.
 _NO_TIME = -(2**62)
 

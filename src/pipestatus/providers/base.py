@@ -17,6 +17,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, WithJsonSchema
 from pipestatus.domain.observation import Observation, StatusRule
 from pipestatus.domain.states import Provider
 from pipestatus.errors import UnmappedStatusError
+from pipestatus.providers.decode import find_string
 
 
 class ProviderModel(BaseModel):
@@ -29,10 +30,17 @@ def _decode_json_string(value: Any) -> Any:
     if isinstance(value, str):
         try:
             # What json.loads accepts (NaN and Infinity included), five times faster.
-            return pydantic_core.from_json(value, allow_inf_nan=True)
+            decoded = pydantic_core.from_json(value, allow_inf_nan=True)
         except ValueError as exc:
             raise ValueError(f"broken JSON inside a string: {exc}") from exc
+        if "\\u0000" in value and (path := find_string(decoded, _has_nul)) is not None:
+            raise ValueError(f"NUL character (\\u0000) inside the JSON string at {path!r}")
+        return decoded
     return value
+
+
+def _has_nul(text: str) -> bool:
+    return "\x00" in text
 
 
 def json_in_string(example: str) -> Any:

@@ -15,6 +15,7 @@ from typing import Annotated, Any, Final, Protocol, Self
 
 from pydantic import AliasChoices, Field, field_validator, model_validator
 
+from pipestatus.domain.observation import MAX_ATTEMPT
 from pipestatus.errors import ProviderApiError
 from pipestatus.providers.base import ProviderModel, check_id, json_in_string
 from pipestatus.providers.timestamps import EpochMillis, FlexibleTimestamp
@@ -233,6 +234,7 @@ class PipelineRun(ProviderModel):
     rerun_count: int | None = documented(
         "Number of times re-run (documented as 'Re-run count'; key rerun_count or re_run_count).",
         ge=0,
+        le=MAX_ATTEMPT - 1,  # the attempt, 1 + rerun_count, is an ``integer`` column
         validation_alias=AliasChoices("rerun_count", "re_run_count"),
     )
     profile_output: bool | None = documented("Internal usage key for output profiling.")
