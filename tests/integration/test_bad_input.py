@@ -164,6 +164,21 @@ CASES = [
     Case("Zoho API error report", Provider.zoho_dataprep,
          js(fixture("zoho_dataprep", "api_error")), "provider_api_error",
          path="response_status"),
+    # issue 11: these validated, then PostgreSQL refused them and the worker crash-looped
+    Case("NUL in a Krenalis id", Provider.krenalis, js(krenalis(id="k-\x00-nul")),
+         "invalid_payload", path="id", detail="NUL"),
+    Case("NUL in a Krenalis error", Provider.krenalis,
+         js(fixture("krenalis", "failed_pipeline_error") | {"id": "k-nul-error",
+                                                             "error": "boom\x00"}),
+         "invalid_payload", path="error", detail="NUL"),
+    Case("NUL in a webhook-id header", Provider.krenalis, js(krenalis()), "invalid_payload",
+         path="webhook-id", detail="NUL", headers=(("webhook-id", b"wh-\x00"),)),
+    Case("not JSON, with a NUL byte in a header", Provider.codat, b"not json",
+         "not_json", headers=(("x-trace\x00", b"a\x00b"), ("x-ok", b"fine"))),
+    Case("Zoho rerun_count 2147483647", Provider.zoho_dataprep,
+         js(zoho(rerun_count=2147483647)), "invalid_payload", path="pipelinerun.rerun_count"),
+    Case("Zoho rerun_count 10**12", Provider.zoho_dataprep, js(zoho(rerun_count=10**12)),
+         "invalid_payload", path="pipelinerun.rerun_count"),
 ]  # fmt: skip
 
 
@@ -252,6 +267,11 @@ async def test_every_kind_of_bad_input_is_dead_lettered_and_the_rest_applied(
         found[p] for p, c in where.items() if c.name == "CloudEvents header not UTF-8"
     )
     assert json.loads(not_utf8_header["headers"]) == [{"key": "ce_id", "hex": "fffe"}]
+    nul_header = next(found[p] for p, c in where.items() if "NUL byte in a header" in c.name)
+    assert json.loads(nul_header["headers"]) == [
+        {"key_hex": b"x-trace\x00".hex(), "hex": "610062"},
+        {"key": "x-ok", "value": "fine"},
+    ]
 
     runs = await fetch(database_url, "SELECT provider, run_id FROM runs")
     assert {(r["provider"], r["run_id"]) for r in runs} == expected_runs
