@@ -25,6 +25,7 @@ from pipestatus.providers import Parsed, parse_document
 from pipestatus.providers.decode import decode_json
 
 _REQUIRED_CE = ("id", "source", "specversion", "type")
+_MIN_INT = -MAX_ATTEMPT - 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,13 +105,12 @@ def _with_observations(parsed: Parsed, observations: tuple[Any, ...]) -> Parsed:
 
 def _check_storable(parsed: Parsed) -> None:
     """Integers bound for ``integer`` columns that a provider model did not bound itself."""
-    for observation in parsed.observations:
-        for name in ("attempt", "phase_rank"):
-            value = getattr(observation, name)
-            if not -MAX_ATTEMPT - 1 <= value <= MAX_ATTEMPT:
-                raise InvalidPayloadError(
-                    f"{name} {value} does not fit PostgreSQL integer", path=name
-                )
+    for o in parsed.observations:
+        if not (_MIN_INT <= o.attempt <= MAX_ATTEMPT and _MIN_INT <= o.phase_rank <= MAX_ATTEMPT):
+            name = "attempt" if not _MIN_INT <= o.attempt <= MAX_ATTEMPT else "phase_rank"
+            raise InvalidPayloadError(
+                f"{name} {getattr(o, name)} does not fit PostgreSQL integer", path=name
+            )
 
 
 def _text_headers(headers: tuple[tuple[str, bytes], ...]) -> dict[str, str]:
