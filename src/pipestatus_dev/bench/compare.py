@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from pipestatus_dev.bench.databases import polling_connection
+from pipestatus_dev.provision.databases import polling_connection
 from pipestatus_dev.world import Workload
 
 _RUN_COLUMNS = (

@@ -6,10 +6,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipestatus_dev.bench.child import Child
-from pipestatus_dev.bench.databases import create_database, drop_database
 from pipestatus_dev.bench.options import Options
 from pipestatus_dev.bench.progress import Progress
 from pipestatus_dev.bench.services import Services
+from pipestatus_dev.provision.databases import create_database, drop_database_async
 
 
 @dataclass
@@ -30,11 +30,11 @@ class Context:
 
     async def database(self, label: str) -> tuple[str, str]:
         name = f"bench_{self.token}_{label}"
-        url = await create_database(self.services.admin_url, name)
+        url = await create_database(self.services.admin_url, name=name)
         self.databases.append(name)
         return name, url
 
     async def drop(self, name: str) -> None:
-        await drop_database(self.services.admin_url, name)
+        await drop_database_async(self.services.admin_url, name)
         if name in self.databases:
             self.databases.remove(name)

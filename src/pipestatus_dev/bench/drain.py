@@ -20,9 +20,9 @@ import asyncpg
 from pipestatus.domain.states import Provider
 from pipestatus_dev.bench.consumer import child_env, consumer_argv
 from pipestatus_dev.bench.context import Context
-from pipestatus_dev.bench.databases import checkpoint, polling_connection
 from pipestatus_dev.bench.memory import tree_rss_kb
 from pipestatus_dev.bench.profile import start_py_spy
+from pipestatus_dev.provision.databases import checkpoint, polling_connection
 
 DRAIN_POLL_S = 0.02
 

@@ -27,9 +27,10 @@ from pipestatus.domain.states import Provider
 from pipestatus_dev.bench.compare import check_expected, fetch_runs
 from pipestatus_dev.bench.consumer import child_env, consumer_argv
 from pipestatus_dev.bench.context import Context
-from pipestatus_dev.bench.databases import checkpoint, polling_connection
 from pipestatus_dev.bench.profile import start_py_spy
-from pipestatus_dev.bench.topics import create_topics, new_producer, topic_names
+from pipestatus_dev.bench.topics import PARTITIONS, new_producer, topic_names
+from pipestatus_dev.provision.databases import checkpoint, polling_connection
+from pipestatus_dev.provision.topics import create_topics
 from pipestatus_dev.world import BenchRecord, Workload
 
 LATENCY_POLL_S = 0.005
@@ -69,7 +70,7 @@ async def latency(
     options = ctx.options
     records = workload.records
     topics = topic_names(f"bench.{ctx.token}.{label}")
-    await create_topics(ctx.services.kafka, list(topics.values()))
+    await create_topics(ctx.services.kafka, topics.values(), partitions=PARTITIONS)
     ctx.topics.extend(topics.values())
     name, url = await ctx.database(label)
     group = f"bench-{ctx.token}-{label}"

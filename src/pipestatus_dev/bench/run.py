@@ -33,7 +33,6 @@ from pipestatus.domain.states import Provider
 from pipestatus_dev.bench.compare import Comparison, compare
 from pipestatus_dev.bench.consumer import passed_through_settings
 from pipestatus_dev.bench.context import Context
-from pipestatus_dev.bench.databases import database_url_for
 from pipestatus_dev.bench.drain import Drain, drain
 from pipestatus_dev.bench.errors import BenchError
 from pipestatus_dev.bench.latency import Latency, latency
@@ -41,7 +40,9 @@ from pipestatus_dev.bench.options import Options
 from pipestatus_dev.bench.profile import summarize_profile
 from pipestatus_dev.bench.progress import Progress
 from pipestatus_dev.bench.services import KAFKA_ENV, Services, describe_postgres, services
-from pipestatus_dev.bench.topics import create_topics, delete_topics, produce_backlog, topic_names
+from pipestatus_dev.bench.topics import PARTITIONS, produce_backlog, topic_names
+from pipestatus_dev.provision.databases import database_url_for
+from pipestatus_dev.provision.topics import create_topics, delete_topics
 from pipestatus_dev.world import Workload, generate
 
 
@@ -106,7 +107,7 @@ async def run_async(
         progress.say(f"generating {options.events} records (seed {options.seed})")
         workload = generate(options.events, options.seed)
         backlog_topics = topic_names(f"bench.{ctx.token}.backlog")
-        await create_topics(svc.kafka, list(backlog_topics.values()))
+        await create_topics(svc.kafka, backlog_topics.values(), partitions=PARTITIONS)
         ctx.topics.extend(backlog_topics.values())
         ends = await produce_backlog(svc.kafka, backlog_topics, workload, progress)
         total = sum(ends.values())

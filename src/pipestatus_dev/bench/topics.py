@@ -1,14 +1,14 @@
-"""The bench's topics, and producing the backlog to them before any consumer starts."""
+"""The bench's topic names, and producing the backlog to them before any consumer starts.
+
+The topics themselves are created by :mod:`pipestatus_dev.provision.topics`.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import sys
 import time
-from collections.abc import Sequence
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from pipestatus.adapters.kafka import client_options
 from pipestatus.domain.states import Provider
@@ -17,28 +17,6 @@ from pipestatus_dev.bench.progress import Progress
 from pipestatus_dev.world import Workload
 
 PARTITIONS = 4
-
-
-async def create_topics(kafka: KafkaSettings, names: Sequence[str]) -> None:
-    admin = AIOKafkaAdminClient(**client_options(kafka))
-    await admin.start()
-    try:
-        await admin.create_topics(
-            [NewTopic(name, num_partitions=PARTITIONS, replication_factor=1) for name in names]
-        )
-    finally:
-        await admin.close()
-
-
-async def delete_topics(kafka: KafkaSettings, names: Sequence[str]) -> None:
-    admin = AIOKafkaAdminClient(**client_options(kafka))
-    try:
-        await admin.start()
-        await admin.delete_topics(list(names))
-    except Exception as exc:  # noqa: BLE001  # best-effort clean-up on a configured cluster
-        sys.stderr.write(f"bench: could not delete the bench topics: {exc}\n")
-    finally:
-        await admin.close()
 
 
 def topic_names(prefix: str) -> dict[Provider, str]:

@@ -16,8 +16,6 @@ import sys
 import time
 from typing import TextIO
 
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-
 from pipestatus.adapters.http import HealthServer
 from pipestatus.adapters.metrics import Metrics
 from pipestatus.adapters.postgres import PgStore
@@ -28,6 +26,7 @@ from pipestatus_dev.demo.feed import Feeder, demo_records
 from pipestatus_dev.demo.receiver import LocalReceiver
 from pipestatus_dev.demo.view import render, snapshot
 from pipestatus_dev.embedded import EmbeddedKafka, EmbeddedPostgres
+from pipestatus_dev.provision.topics import create_topics
 
 #: Demo runs are short: a run without progress for this long counts as stuck.
 STUCK_AFTER_S = 15.0
@@ -72,12 +71,7 @@ async def _with_services(
     out: TextIO,
 ) -> int:
     topics = {provider: topic for topic, provider in DEFAULT_TOPICS.items()}
-    admin = AIOKafkaAdminClient(bootstrap_servers=kafka.bootstrap_servers)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(t, 3, 1) for t in topics.values()])
-    finally:
-        await admin.close()
+    await create_topics(kafka.bootstrap_servers, topics.values(), partitions=3)
     secret = "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
     async with LocalReceiver(secret) as receiver, PgStore(database.dsn, max_size=2) as store:
         settings = Settings(
