@@ -28,10 +28,10 @@ from typing import Any, TypeVar
 import asyncpg
 from aiokafka import AIOKafkaProducer
 
-from pipestatus.bench.workload import BenchRecord
 from pipestatus.domain.states import Provider
 from pipestatus.intake import Accepted, InboundRecord, Routing, prepare
 from pipestatus.settings import DEFAULT_CLOUDEVENTS_TYPES
+from pipestatus_dev.world import BenchRecord
 
 _T = TypeVar("_T")
 

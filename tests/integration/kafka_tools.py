@@ -7,10 +7,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from pipestatus.domain.states import Provider
 from pipestatus.settings import Settings
+from pipestatus_dev.provision import topics as provision_topics
 
 
 @dataclass(frozen=True)
@@ -32,14 +32,8 @@ def topic_for(topics: dict[str, Provider], provider: Provider) -> str:
 
 
 async def create_topics(bootstrap: str, names: Iterable[str], partitions: int = 1) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        await admin.create_topics(
-            [NewTopic(name, num_partitions=partitions, replication_factor=1) for name in names]
-        )
-    finally:
-        await admin.close()
+    """The provisioning layer's topic creation, with the tests' positional partitions."""
+    await provision_topics.create_topics(bootstrap, names, partitions=partitions)
 
 
 async def produce(bootstrap: str, topic: str, messages: Sequence[Message]) -> None:

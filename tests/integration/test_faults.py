@@ -1,6 +1,6 @@
 """Faults on real services with real worker processes (issue #7, DESIGN §10).
 
-Every scenario drains a realistic mixed backlog (``pipestatus.bench.workload``: all four
+Every scenario drains a realistic mixed backlog (``pipestatus_dev.world``: all four
 providers, 15 % duplicates, 10 % reordered, 1 % invalid) and ends with the database equal,
 table by table, to that of an undisturbed worker on the same records: runs, transitions
 (in order per run), processed events, dead letters, alert state and alert outbox.
@@ -31,9 +31,9 @@ from typing import Any
 import httpx
 import pytest
 
-from pipestatus.adapters.embedded import EmbeddedPostgres
-from pipestatus.bench.workload import BenchRecord, Workload, generate
 from pipestatus.domain.states import Provider
+from pipestatus_dev.embedded import EmbeddedPostgres
+from pipestatus_dev.world import BenchRecord, Workload, generate
 from tests.integration.fault_tools import (
     Progress,
     WorkerProcess,

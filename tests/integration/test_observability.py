@@ -11,9 +11,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from pipestatus.adapters.embedded import EmbeddedPostgres
 from pipestatus.adapters.metrics import Metrics
 from pipestatus.domain.states import Provider
+from pipestatus_dev.embedded import EmbeddedPostgres
 from tests.integration.db_tools import fetch
 from tests.integration.kafka_tools import (
     Message,

@@ -18,7 +18,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from pipestatus.adapters.embedded import (
+from pipestatus_dev.embedded import (
     EmbeddedKafka,
     EmbeddedPostgres,
     EmbeddedServiceError,

@@ -57,3 +57,17 @@ def test_pure_module_imports_no_io_library(path: Path) -> None:
         if any(name == banned or name.startswith(banned + ".") for banned in BANNED)
     }
     assert not offending, f"{path.name} imports {sorted(offending)}"
+
+
+PRODUCT = sorted(PACKAGE.rglob("*.py"))
+
+
+@pytest.mark.parametrize("path", PRODUCT, ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_product_never_imports_the_dev_package(path: Path) -> None:
+    """The product package imports nothing from pipestatus_dev; only the reverse is allowed."""
+    offending = {
+        name
+        for name in _imports(path)
+        if name == "pipestatus_dev" or name.startswith("pipestatus_dev.")
+    }
+    assert not offending, f"{path.name} imports {sorted(offending)}"

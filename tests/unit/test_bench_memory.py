@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from pipestatus.bench import memory
-from pipestatus.bench.child import Child
+from pipestatus_dev.bench import memory
+from pipestatus_dev.bench.child import Child
 
 #: A helper process that holds ~64 MB of touched memory until its parent goes away.
 HELPER = textwrap.dedent(

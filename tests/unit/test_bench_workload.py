@@ -7,7 +7,13 @@ from functools import cache
 
 import pytest
 
-from pipestatus.bench.workload import (
+from pipestatus.domain.machine import converge
+from pipestatus.domain.observation import Observation
+from pipestatus.domain.states import Provider
+from pipestatus.errors import EventError
+from pipestatus.intake import Accepted, InboundRecord, Routing, prepare
+from pipestatus.providers import parse_record
+from pipestatus_dev.world import (
     DUPLICATE_SHARE,
     INVALID_SHARE,
     REORDERED_SHARE,
@@ -15,12 +21,6 @@ from pipestatus.bench.workload import (
     Workload,
     generate,
 )
-from pipestatus.domain.machine import converge
-from pipestatus.domain.observation import Observation
-from pipestatus.domain.states import Provider
-from pipestatus.errors import EventError
-from pipestatus.intake import Accepted, InboundRecord, Routing, prepare
-from pipestatus.providers import parse_record
 
 EVENTS = 12_000
 TOPICS = {f"runs.{provider.value}": provider for provider in Provider}

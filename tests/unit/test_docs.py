@@ -3,7 +3,7 @@
 - ``schemas/asyncapi.yaml``: every ``$ref`` resolves (files in ``schemas/`` and JSON
   pointers), every payload kind has a message on its provider's channel, and every message
   example is accepted by the real intake code as the kind it documents.
-- ``docs/configuration.md``: the generated tables equal ``pipestatus.configdoc`` output;
+- ``docs/configuration.md``: the generated tables equal ``pipestatus_dev.configdoc`` output;
   every documented variable name is read by the settings model (checked by setting it);
   the README's configuration table names exactly the settings' variables.
 - ``docs/event-contract.md``: every ``kcat`` example and CloudEvent example is accepted by
@@ -32,7 +32,11 @@ from pydantic.fields import FieldInfo
 import pipestatus
 from pipestatus import errors
 from pipestatus.app import routing_from
-from pipestatus.configdoc import (
+from pipestatus.domain.states import Provider
+from pipestatus.intake import Accepted, InboundRecord, Routing, prepare
+from pipestatus.providers import PROVIDERS
+from pipestatus.settings import DEFAULT_TOPICS, ReceiverSettings, Settings
+from pipestatus_dev.configdoc import (
     EXTRA_DESCRIPTIONS,
     Variable,
     configuration_table,
@@ -40,10 +44,6 @@ from pipestatus.configdoc import (
     receiver_table,
     variables,
 )
-from pipestatus.domain.states import Provider
-from pipestatus.intake import Accepted, InboundRecord, Routing, prepare
-from pipestatus.providers import PROVIDERS
-from pipestatus.settings import DEFAULT_TOPICS, ReceiverSettings, Settings
 
 REPO = Path(__file__).resolve().parents[2]
 SCHEMAS = REPO / "schemas"
@@ -283,7 +283,7 @@ def _block(text: str, name: str) -> str:
 
 
 def test_configuration_md_table_is_generated_from_the_settings() -> None:
-    """Regenerate with ``python -m pipestatus.configdoc``."""
+    """Regenerate with ``python -m pipestatus_dev.configdoc``."""
     text = CONFIGURATION.read_text(encoding="utf-8")
     assert _block(text, "config-table") == configuration_table()
     assert _block(text, "receiver-table") == receiver_table()

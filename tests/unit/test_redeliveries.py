@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from pipestatus.bench.workload import generate
 from pipestatus.domain.states import Provider
 from pipestatus.intake import Accepted, InboundRecord, Rejected, Routing, prepare
 from pipestatus.redeliveries import MAX_REMEMBERED_BYTES, RedeliveryMemo
 from pipestatus.settings import DEFAULT_CLOUDEVENTS_TYPES
+from pipestatus_dev.world import generate
 
 ROUTING = Routing(
     topics={provider.value: provider for provider in Provider},

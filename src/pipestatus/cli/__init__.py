@@ -3,15 +3,36 @@
 from __future__ import annotations
 
 import argparse
+import importlib
+import importlib.util
 import logging
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from pipestatus import __version__
-from pipestatus.cli import embedded, offline, operate
+from pipestatus.cli import offline, operate
 from pipestatus.errors import ConfigError, InfrastructureError
 from pipestatus.logs import configure_logging
 from pipestatus.settings import load_settings
+
+#: The dev tooling's package (``demo``, ``bench``). The product never imports it by name
+#: in code: the CLI looks it up at run time, so the production wheel, which lacks it,
+#: lists only what it can run.
+DEV_PACKAGE = "pipestatus_dev"
+DEV_COMMANDS = ("demo", "bench")
+DEV_HINT = (
+    "`pipestatus {command}` is dev tooling, not part of this installation. From a checkout "
+    "of the repository run `bash scripts/demo`, or install the dev extra: "
+    "pip install -e '.[dev]' (pip install 'pipestatus[dev]')"
+)
+
+
+def dev_commands() -> Any | None:
+    """The dev package's CLI module when it is installed, else None."""
+    if importlib.util.find_spec(DEV_PACKAGE) is None:
+        return None
+    return importlib.import_module(f"{DEV_PACKAGE}.cli")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -24,15 +45,22 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     offline.register(commands)
     operate.register(commands)
-    embedded.register(commands)
+    dev = dev_commands()
+    if dev is not None:
+        dev.register(commands)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
-    if arguments[:1] == ["bench"]:
-        # The bench has its own parser; argparse's REMAINDER would refuse its options.
-        return embedded.run_bench(arguments[1:])
+    if arguments[:1] and arguments[0] in DEV_COMMANDS:
+        dev = dev_commands()
+        if dev is None:
+            print(f"pipestatus: {DEV_HINT.format(command=arguments[0])}", file=sys.stderr)
+            return 2
+        if arguments[0] == "bench":
+            # The bench has its own parser; argparse's REMAINDER would refuse its options.
+            return int(dev.run_bench(arguments[1:]))
     args = build_parser().parse_args(arguments)
     try:
         if getattr(args, "offline", False):

@@ -1,0 +1,126 @@
+"""The backlog drain: how fast a consumer works through a backlog produced before it started.
+
+The consumer runs as a subprocess (``python -m pipestatus worker --until-idle``, or the
+baseline ``python -m pipestatus_dev.bench.baseline --until-idle``) with a fresh database and a
+fresh consumer group. Throughput is records / (time the last offset is committed - time
+the partitions were assigned): the group join, which Tansu holds for ~5 s, is not the
+consumer's work. The last commit is seen by polling the ``consumer_offsets`` table every
+20 ms; the assignment by the consumer's own ``partitions assigned`` log line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import asyncpg
+
+from pipestatus.domain.states import Provider
+from pipestatus_dev.bench.consumer import child_env, consumer_argv
+from pipestatus_dev.bench.context import Context
+from pipestatus_dev.bench.memory import tree_rss_kb
+from pipestatus_dev.bench.profile import start_py_spy
+from pipestatus_dev.provision.databases import checkpoint, polling_connection
+
+DRAIN_POLL_S = 0.02
+
+
+@dataclass
+class Drain:
+    kind: str
+    records: int
+    seconds: float
+    eps: float
+    join_s: float
+    peak_rss_mb: float
+    cpu_s: float
+    summary_line: str | None
+    database: str
+    rss_track: list[tuple[int, float]] = field(default_factory=list)
+
+
+async def drain(
+    ctx: Context,
+    kind: str,
+    topics: dict[Provider, str],
+    total: int,
+    label: str,
+    *,
+    profile: Path | None = None,
+) -> Drain:
+    name, url = await ctx.database(label)
+    group = f"bench-{ctx.token}-{label}"
+    env = child_env(ctx.services.bootstrap, group, topics, url)
+    argv = consumer_argv(kind, until_idle=True, kafka_commit=ctx.options.baseline_kafka_commit)
+    await checkpoint(ctx.services.admin_url)
+    who = "pipestatus" if kind == "worker" else "baseline"
+    ctx.progress.say(f"draining the backlog with {who} ({label})")
+    child = ctx.spawn(kind, argv, env, label)
+    spy = start_py_spy(child.pid, profile) if profile is not None else None
+    limit = max(600.0, total / 50)
+    done_at: float | None = None
+    # (records committed, RSS in MB of the consumer and its helper processes), each decile
+    rss_track: list[tuple[int, float]] = []
+    async with polling_connection(url) as conn:
+        while done_at is None:
+            committed = await _committed(conn, group)
+            now = time.monotonic()
+            if committed * 10 // total >= len(rss_track):
+                rss_kb = tree_rss_kb(child.pid)
+                if rss_kb is not None:
+                    rss_track.append((committed, rss_kb / 1024))
+            if committed >= total:
+                done_at = now
+                break
+            if not child.running:
+                raise child.failure(f"{who} exited before draining {total} records")
+            if now - child.started > limit:
+                await child.stop()
+                raise child.failure(f"{who} did not drain {total} records in {limit:.0f}s")
+            if child.assigned_at is not None:
+                rate = committed / max(now - child.assigned_at, 1e-9)
+                ctx.progress.every(
+                    "drain",
+                    3.0,
+                    f"draining… {who} {100 * committed // total}% "
+                    f"({committed}/{total}, {rate:,.0f} ev/s)",
+                )
+            await asyncio.sleep(DRAIN_POLL_S)
+    if not await child.wait(120):
+        await child.stop()
+    if spy is not None:
+        await asyncio.to_thread(spy.wait, 60)
+    if child.returncode != 0:
+        raise child.failure(f"{who} failed")
+    begin = child.assigned_at or child.started
+    seconds = done_at - begin
+    result = Drain(
+        kind=kind,
+        records=total,
+        seconds=seconds,
+        eps=total / seconds,
+        join_s=begin - child.started,
+        peak_rss_mb=child.peak_rss_kb / 1024,
+        cpu_s=child.cpu_s,
+        summary_line=child.summary_line,
+        database=name,
+        rss_track=rss_track,
+    )
+    ctx.progress.say(
+        f"{who} drained {total} records in {seconds:.1f}s: {result.eps:,.0f} ev/s, "
+        f"peak RSS {result.peak_rss_mb:.0f} MB, CPU {child.cpu_s:.1f}s"
+    )
+    return result
+
+
+async def _committed(conn: asyncpg.Connection, group: str) -> int:
+    try:
+        value = await conn.fetchval(
+            "SELECT coalesce(sum(next_offset), 0) FROM consumer_offsets WHERE group_id = $1",
+            group,
+        )
+    except asyncpg.UndefinedTableError:
+        return 0  # the consumer has not migrated its fresh database yet
+    return int(value)

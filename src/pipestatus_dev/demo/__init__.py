@@ -1,0 +1,126 @@
+"""``pipestatus demo``: the whole product on embedded services, with live traffic.
+
+Starts the embedded broker and PostgreSQL, the worker (with its metrics endpoint, alert
+dispatcher and stuck-run sweep), a local alert receiver, and feeds realistic traffic for
+all four providers while a terminal view shows runs, transitions, dead letters and alerts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import secrets
+import socket
+import sys
+import time
+from typing import TextIO
+
+from pipestatus.adapters.http import HealthServer
+from pipestatus.adapters.metrics import Metrics
+from pipestatus.adapters.postgres import PgStore
+from pipestatus.app import install_stop_signals, run_worker
+from pipestatus.domain.states import Provider
+from pipestatus.settings import DEFAULT_TOPICS, Settings
+from pipestatus_dev.demo.feed import Feeder, demo_records
+from pipestatus_dev.demo.receiver import LocalReceiver
+from pipestatus_dev.demo.view import render, snapshot
+from pipestatus_dev.provision.services import TestServices
+from pipestatus_dev.provision.topics import create_topics
+
+#: Demo runs are short: a run without progress for this long counts as stuck.
+STUCK_AFTER_S = 15.0
+
+
+def _step(out: TextIO, text: str) -> None:
+    print(f"==> {text}", file=out, flush=True)
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) != 0
+
+
+async def run_demo(duration_s: float | None, rate: float, out: TextIO = sys.stdout) -> int:
+    """Runs until Ctrl-C or ``duration_s``; returns the exit code."""
+    stop = asyncio.Event()
+    install_stop_signals(stop)
+    began = time.monotonic()
+    _step(out, "starting the embedded Kafka-protocol broker (Tansu) and PostgreSQL")
+    provided = TestServices(paths=("embedded",), kafka_env="", database_env="", purpose="the demo")
+    await asyncio.to_thread(provided.start)
+    try:
+        _step(out, f"broker on {provided.kafka_bootstrap}; PostgreSQL ready")
+        return await _with_services(
+            provided.kafka_bootstrap, provided.database_url, duration_s, rate, stop, began, out
+        )
+    finally:
+        _step(out, "stopping the embedded services")
+        await asyncio.to_thread(provided.stop)
+
+
+async def _with_services(
+    bootstrap: str,
+    database_url: str,
+    duration_s: float | None,
+    rate: float,
+    stop: asyncio.Event,
+    began: float,
+    out: TextIO,
+) -> int:
+    topics = {provider: topic for topic, provider in DEFAULT_TOPICS.items()}
+    await create_topics(bootstrap, topics.values(), partitions=3)
+    secret = "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
+    async with LocalReceiver(secret) as receiver, PgStore(database_url, max_size=2) as store:
+        settings = Settings(
+            kafka={"bootstrap_servers": bootstrap, "group_id": "pipestatus-demo"},
+            database={"url": database_url},
+            http={"port": 9108 if _port_free(9108) else 0},
+            alerts={
+                "receivers": [
+                    {"name": "demo", "type": "webhook", "url": receiver.url, "secret": secret}
+                ],
+                "stuck_after_s": {p.value: STUCK_AFTER_S for p in Provider},
+                "sweep_interval_s": 2.0,
+                "retry_initial_s": 0.5,
+                "retry_max_s": 5.0,
+            },
+        )
+        ready: asyncio.Future[HealthServer | None] = asyncio.get_running_loop().create_future()
+        worker_stop = asyncio.Event()
+        _step(out, "starting the worker (migrations, consumer group, metrics, alerts)")
+        worker = asyncio.create_task(
+            run_worker(settings, stop=worker_stop, metrics=Metrics(), on_ready=ready.set_result)
+        )
+        server = await ready
+        metrics_url = f"{server.url}/metrics" if server else "(disabled)"
+        _step(out, f"metrics at {metrics_url}; feeding traffic at {rate:.0f} records/s")
+        records = demo_records(max(200, int(rate * (duration_s or 600))))
+        feeder = Feeder(bootstrap, topics, rate)
+        feeding = asyncio.create_task(feeder.run(records, stop))
+        interactive = out.isatty()
+        try:
+            while not stop.is_set():
+                elapsed = time.monotonic() - began
+                if duration_s is not None and elapsed >= duration_s:
+                    break
+                if interactive:
+                    view = render(await snapshot(store), receiver.alerts, elapsed_s=elapsed,
+                                  produced=feeder.produced, metrics_url=metrics_url)  # fmt: skip
+                    print("\x1b[2J\x1b[H" + view, file=out, flush=True)
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(1.0 if interactive else 5.0):
+                        await stop.wait()
+                if not interactive:
+                    _step(out, f"{elapsed:.0f}s: {feeder.produced} records produced")
+        finally:
+            stop.set()
+            await feeding
+            worker_stop.set()
+            await worker
+        print(
+            render(await snapshot(store), receiver.alerts, elapsed_s=time.monotonic() - began,
+                   produced=feeder.produced, metrics_url=metrics_url),
+            file=out, flush=True,
+        )  # fmt: skip
+    return 0
