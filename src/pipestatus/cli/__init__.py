@@ -12,7 +12,7 @@ from typing import Any
 
 from pipestatus import __version__
 from pipestatus.cli import offline, operate
-from pipestatus.errors import ConfigError, InfrastructureError
+from pipestatus.errors import ConfigError, InfrastructureError, UnstorableRecordError
 from pipestatus.logs import configure_logging
 from pipestatus.settings import load_settings
 
@@ -71,6 +71,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"pipestatus: {exc}", file=sys.stderr)
         return 2
+    except UnstorableRecordError as exc:
+        # Replay bypasses the worker's bisect: name the refusal instead of a traceback.
+        print(
+            f"pipestatus: {exc}\nPostgreSQL still refuses this record; replay the others by id "
+            "and leave this one open (`pipestatus dead-letters show ID`).",
+            file=sys.stderr,
+        )
+        return 1
     except InfrastructureError as exc:
         print(
             f"pipestatus: {exc}\nCheck that the service is reachable and the "
