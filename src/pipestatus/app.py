@@ -27,7 +27,7 @@ from pipestatus.adapters.receivers import build_receivers, http_client
 from pipestatus.adapters.sweep import Sweeper
 from pipestatus.domain.alerting import AlertRules
 from pipestatus.domain.batch import Outcome
-from pipestatus.errors import BrokerError, InfrastructureError
+from pipestatus.errors import BrokerError, BrokerRefusedError, InfrastructureError
 from pipestatus.intake import InboundRecord, Prepared, Routing
 from pipestatus.redeliveries import RedeliveryMemo
 from pipestatus.service import Alerting, BatchReport, commit_batch, prepare_batch
@@ -163,12 +163,17 @@ async def run_worker(
         alerting = alerting_from(settings)
         loop = _Loop(settings, routing, store, source, mirror, summary, stop, metrics, alerting,
                      dispatcher)  # fmt: skip
-        async with asyncio.TaskGroup() as tasks:
-            # When the consumer loop ends (stop signal, or caught up), its siblings end too.
-            tasks.create_task(_then_set(loop.run(until_idle=until_idle), stop))
-            tasks.create_task(dispatcher.run(stop))
-            tasks.create_task(sweeper.run(stop))
-            tasks.create_task(_probe_lag(source, metrics, stop))
+        try:
+            async with asyncio.TaskGroup() as tasks:
+                # When the consumer loop ends (stop signal, or caught up), its siblings end.
+                tasks.create_task(_then_set(loop.run(until_idle=until_idle), stop))
+                tasks.create_task(dispatcher.run(stop))
+                tasks.create_task(sweeper.run(stop))
+                tasks.create_task(_probe_lag(source, metrics, stop))
+        except* BrokerRefusedError as group:
+            # Not retriable: leave the group wrapper so the CLI can say what to check.
+            refused = group.exceptions[0]
+            raise refused from refused.__cause__
         if until_idle:
             # Deliver what the drained backlog enqueued before exiting (bounded).
             with contextlib.suppress(TimeoutError):

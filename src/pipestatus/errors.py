@@ -14,6 +14,7 @@ PipestatusError
 │   ├── UnknownProviderError        unknown_provider (topic or CloudEvents type unmapped)
 │   ├── InvalidCloudEventError      invalid_cloudevent
 │   └── UnstorableRecordError       unstorable (PostgreSQL refused a value: SQLSTATE 22)
+├── BrokerRefusedError              retriable=False: Kafka refuses for good; exit code 3
 └── InfrastructureError             retriable=True: roll back, back off, retry
     ├── StoreUnavailableError       PostgreSQL unreachable or failed transiently
     ├── BrokerError                 Kafka unreachable or failed transiently
@@ -117,6 +118,19 @@ class UnstorableRecordError(EventError):
 
     def __init__(self, detail: str, *, path: str = "", stage: str = "store") -> None:
         super().__init__(detail, path=path, stage=stage)
+
+
+class BrokerRefusedError(PipestatusError):
+    """Kafka answered with an error no retry can fix (authorization, authentication, config).
+
+    aiokafka says so itself (``retriable = False``); retrying would spin forever, so the
+    worker stops and the operator is told what to check.
+    """
+
+    hint = (
+        "Check the Kafka credentials (PIPESTATUS_KAFKA__SASL_*), the ACLs of the group and "
+        "topics, and that the configured topics exist (`pipestatus config` shows the settings)."
+    )
 
 
 class InfrastructureError(PipestatusError):

@@ -16,10 +16,10 @@ from collections.abc import Awaitable, Callable, Iterator, Sequence
 from typing import Any, Self
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
-from aiokafka.errors import KafkaError
+from aiokafka.errors import KafkaError, KafkaTimeoutError
 
 from pipestatus.adapters.lifecycle import AsyncClosing
-from pipestatus.errors import BrokerError
+from pipestatus.errors import BrokerError, BrokerRefusedError
 from pipestatus.intake import InboundRecord
 from pipestatus.settings import KafkaSettings
 
@@ -34,11 +34,20 @@ OffsetLoader = Callable[[Sequence[tuple[str, int]]], Awaitable[dict[tuple[str, i
 
 @contextlib.contextmanager
 def map_kafka_errors() -> Iterator[None]:
-    """Translates aiokafka errors into ``BrokerError`` (retriable) at the edge."""
+    """Translates aiokafka errors at the edge by aiokafka's own verdict (``retriable``).
+
+    Retriable ones (connection lost, leader moving, coordinator loading, ...) become
+    ``BrokerError`` and are retried with backoff; the rest (authorization, authentication,
+    unsupported settings) become ``BrokerRefusedError`` and stop the worker. A timeout
+    is always worth another try, whatever its class says (aiokafka leaves
+    ``KafkaTimeoutError`` at the base's ``False``).
+    """
     try:
         yield
     except KafkaError as exc:
-        raise BrokerError(f"Kafka: {exc}") from exc
+        if exc.retriable or isinstance(exc, KafkaTimeoutError):
+            raise BrokerError(f"Kafka: {exc}") from exc
+        raise BrokerRefusedError(f"Kafka refused: {exc!r}") from exc
 
 
 def client_options(settings: KafkaSettings) -> dict[str, Any]:

@@ -12,7 +12,12 @@ from typing import Any
 
 from pipestatus import __version__
 from pipestatus.cli import offline, operate
-from pipestatus.errors import ConfigError, InfrastructureError, UnstorableRecordError
+from pipestatus.errors import (
+    BrokerRefusedError,
+    ConfigError,
+    InfrastructureError,
+    UnstorableRecordError,
+)
 from pipestatus.logs import configure_logging
 from pipestatus.settings import load_settings
 
@@ -79,6 +84,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 1
+    except BrokerRefusedError as exc:
+        print(f"pipestatus: {exc}\n{exc.hint}", file=sys.stderr)
+        return 3
     except InfrastructureError as exc:
         print(
             f"pipestatus: {exc}\nCheck that the service is reachable and the "
