@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import tracemalloc
+
 from pipestatus.domain.states import Provider
 from pipestatus.intake import Accepted, InboundRecord, Rejected, Routing, prepare
-from pipestatus.redeliveries import MAX_REMEMBERED_BYTES, RedeliveryMemo
+from pipestatus.redeliveries import MAX_REMEMBERED_BYTES, RedeliveryMemo, entry_charge
 from pipestatus.settings import DEFAULT_CLOUDEVENTS_TYPES
 from pipestatus_dev.world import generate
 
@@ -26,7 +28,7 @@ def test_memo_gives_every_record_what_prepare_gives_it() -> None:
     """On a workload with copies, reordering and invalid records, results are equal one by one
     (same record, offset included, same identity, observations and rejection reason)."""
     records = _records(3000)
-    memo = RedeliveryMemo(ROUTING, capacity=256)
+    memo = RedeliveryMemo(ROUTING, budget_bytes=1024 * 1024)
     for record in records:
         assert _comparable(memo.prepare(record)) == _comparable(prepare(record, ROUTING))
     assert memo.hits > 0.05 * len(records)  # the copies were served from memory
@@ -67,13 +69,13 @@ def test_headers_and_topic_are_part_of_the_content() -> None:
 
 
 def test_rejections_are_remembered_too_and_memory_is_bounded() -> None:
-    memo = RedeliveryMemo(ROUTING, capacity=2)
     broken = [InboundRecord("codat", 0, n, None, b"{not json %d" % n) for n in range(3)]
+    memo = RedeliveryMemo(ROUTING, budget_bytes=2 * entry_charge(broken[0]))
     for record in broken:
         assert isinstance(memo.prepare(record), Rejected)
     copy_of_first = InboundRecord("codat", 0, 10, None, broken[0].value)
     copy_of_last = InboundRecord("codat", 0, 11, None, broken[2].value)
-    memo.prepare(copy_of_first)  # evicted: capacity 2, first in, first out
+    memo.prepare(copy_of_first)  # evicted: room for two, first in, first out
     assert memo.hits == 0
     result = memo.prepare(copy_of_last)
     assert memo.hits == 1
@@ -88,3 +90,38 @@ def test_huge_values_are_not_remembered() -> None:
     for offset in range(2):
         memo.prepare(InboundRecord("codat", 0, offset, None, huge))
     assert memo.hits == 0
+
+
+def _large_records(count: int, size: int) -> list[InboundRecord]:
+    """Distinct valid records of about ``size`` bytes (a padded Krenalis run)."""
+    first = next(r for r in _records(50) if r.topic == "krenalis" and r.value)
+    records = []
+    for n in range(count):
+        padding = b"x" * (size - len(first.value or b""))
+        value = (first.value or b"").replace(b'"id":', b'"pad%d": "%s", "id":' % (n, padding), 1)
+        records.append(InboundRecord("krenalis", 0, n, None, value, first.headers))
+    return records
+
+
+def test_memory_is_bounded_by_bytes_not_by_count() -> None:
+    """60 KB records: the memo's accounted and its real (tracemalloc) memory stay within its
+    budget however many distinct records pass, and copies of recent ones are still served."""
+    budget = 4 * 1024 * 1024
+    records = _large_records(400, 60_000)  # 24 MB of content: six times the budget
+    assert all(len(r.value or b"") >= 60_000 for r in records)
+    assert all(isinstance(prepare(r, ROUTING), Accepted) for r in records[:3])
+    memo = RedeliveryMemo(ROUTING, budget_bytes=budget)
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for record in records:
+            memo.prepare(record)
+            assert memo.held_bytes <= budget
+        del record
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert held <= budget * 1.25, f"memo holds {held} bytes for a {budget}-byte budget"
+    copy = InboundRecord("krenalis", 1, 999, None, records[-1].value, records[-1].headers)
+    memo.prepare(copy)
+    assert memo.hits == 1
