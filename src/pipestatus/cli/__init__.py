@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from pipestatus import __version__
-from pipestatus.cli import offline, operate
+from pipestatus.cli import offline, operate, retention
 from pipestatus.errors import (
     BrokerRefusedError,
     ConfigError,
@@ -50,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     offline.register(commands)
     operate.register(commands)
+    retention.register(commands)
     dev = dev_commands()
     if dev is not None:
         dev.register(commands)
