@@ -19,7 +19,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 from aiokafka.errors import KafkaError, KafkaTimeoutError
 
 from pipestatus.adapters.lifecycle import AsyncClosing
-from pipestatus.errors import BrokerError, BrokerRefusedError
+from pipestatus.errors import BrokerError, BrokerRefusedError, InfrastructureError
 from pipestatus.intake import InboundRecord
 from pipestatus.settings import KafkaSettings
 
@@ -106,6 +106,8 @@ class KafkaSource(AsyncClosing):
         self._consumer: AIOKafkaConsumer | None = None
         self._closed = False
         self._unmirrored: dict[tuple[str, int], int] = {}
+        #: Per partition, the offset stored with the data when it was assigned.
+        self._floors: dict[tuple[str, int], int] = {}
         self._mirrored_at = -KAFKA_COMMIT_INTERVAL_S
         self.clock = time.monotonic
         #: Held while a batch is processed; a rebalance waits for it.
@@ -150,13 +152,31 @@ class KafkaSource(AsyncClosing):
                 await self._consumer.stop()
 
     async def seek_to_stored(self, assigned: set[TopicPartition]) -> None:
+        """Starts every newly assigned partition exactly at the offset stored with the data.
+
+        aiokafka initialises positions from Kafka's committed offsets (a mirror that lags the
+        database by up to ``KAFKA_COMMIT_INTERVAL_S``) and starts fetching while this
+        listener awaits the database: records from there could reach a batch before the seek
+        (docs/reliability.md, "Stored offsets are authoritative"). So the partitions are
+        paused before the first await and resumed after the seek, and ``fetch`` drops
+        anything below the stored offsets.
+        """
         if not assigned:
             return
-        stored = await self._load_offsets([(tp.topic, tp.partition) for tp in assigned])
-        for tp in assigned:
+        self.consumer.pause(*assigned)
+        try:
+            stored = await self._load_offsets([(tp.topic, tp.partition) for tp in assigned])
+        except InfrastructureError as exc:
+            # Kafka's committed offsets are behind at worst: effects stay deduplicated.
+            logger.warning("stored offsets unreadable, starting from Kafka's: %s", exc)
+            stored = {}
+        current = self.consumer.assignment()
+        for tp in assigned & current:
             offset = stored.get((tp.topic, tp.partition))
             if offset is not None:
                 self.consumer.seek(tp, offset)
+                self._floors[(tp.topic, tp.partition)] = offset
+        self.consumer.resume(*(assigned & current))
         logger.info("partitions assigned count=%d seeked_to_stored=%d", len(assigned), len(stored))
 
     async def fetch(self) -> list[InboundRecord]:
@@ -166,19 +186,23 @@ class KafkaSource(AsyncClosing):
                 timeout_ms=self._settings.max_batch_wait_ms,
                 max_records=self._settings.max_batch_records,
             )
-        return [inbound_record(message) for messages in batches.values() for message in messages]
+        return self.above_floors(batches)
 
-    def rewind(self, records: Sequence[InboundRecord]) -> None:
-        """Seeks back to the first record of each partition so a failed batch is re-fetched."""
-        first: dict[tuple[str, int], int] = {}
-        for record in records:
-            position = (record.topic, record.partition)
-            first[position] = min(first.get(position, record.offset), record.offset)
-        assigned = self.consumer.assignment()
-        for (topic, partition), offset in first.items():
-            tp = TopicPartition(topic, partition)
-            if tp in assigned:
-                self.consumer.seek(tp, offset)
+    def above_floors(self, batches: dict[TopicPartition, list[Any]]) -> list[InboundRecord]:
+        """The fetched records, less any below the offset stored for their partition."""
+        records: list[InboundRecord] = []
+        for tp, messages in batches.items():
+            floor = self._floors.get((tp.topic, tp.partition), 0)
+            if messages and messages[0].offset < floor:
+                logger.warning(
+                    "dropped records below the stored offset topic=%s partition=%d floor=%d",
+                    tp.topic,
+                    tp.partition,
+                    floor,
+                )
+                messages = [message for message in messages if message.offset >= floor]
+            records.extend(inbound_record(message) for message in messages)
+        return records
 
     async def commit(self, next_offsets: dict[tuple[str, int], int]) -> None:
         """Mirrors committed progress to Kafka, at most every ``KAFKA_COMMIT_INTERVAL_S``."""
