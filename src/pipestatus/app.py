@@ -296,7 +296,7 @@ class _Loop:
         self.metrics.observe_batch(report)
         if report.outbox_rows:
             self.dispatcher.wake()
-        await self.source.commit(report.next_offsets)
+        await self.source.mirror_offsets(report.next_offsets)
         await self._mirror_dead_letters(report)
         return True
 

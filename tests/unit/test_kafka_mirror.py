@@ -41,17 +41,17 @@ async def test_commits_are_coalesced_then_flushed() -> None:
     source = _source(consumer)
     source.clock = lambda: now[0]
 
-    await source.commit({("t", 0): 5})  # first one goes out at once
-    await source.commit({("t", 0): 9, ("t", 1): 3})  # within the interval: held
+    await source.mirror_offsets({("t", 0): 5})  # first one goes out at once
+    await source.mirror_offsets({("t", 0): 9, ("t", 1): 3})  # within the interval: held
     now[0] += 0.5
-    await source.commit({("t", 0): 7})  # an older offset never moves a partition back
+    await source.mirror_offsets({("t", 0): 7})  # an older offset never moves a partition back
     assert consumer.commits == [{a: 5}]
 
     now[0] += kafka.KAFKA_COMMIT_INTERVAL_S
-    await source.commit({("t", 1): 4})
+    await source.mirror_offsets({("t", 1): 4})
     assert consumer.commits == [{a: 5}, {a: 9, b: 4}]
 
-    await source.commit({("t", 0): 12})
+    await source.mirror_offsets({("t", 0): 12})
     await source.flush_commits()  # caught up: everything goes out now
     assert consumer.commits[-1] == {a: 12}
     await source.flush_commits()  # nothing pending: nothing sent
@@ -62,5 +62,5 @@ async def test_revoked_partitions_are_not_committed() -> None:
     kept = TopicPartition("t", 0)
     consumer = _Consumer({kept})
     source = _source(consumer)
-    await source.commit({("t", 0): 2, ("t", 1): 8})
+    await source.mirror_offsets({("t", 0): 2, ("t", 1): 8})
     assert consumer.commits == [{kept: 2}]

@@ -204,7 +204,7 @@ class KafkaSource(AsyncClosing):
             records.extend(inbound_record(message) for message in messages)
         return records
 
-    async def commit(self, next_offsets: dict[tuple[str, int], int]) -> None:
+    async def mirror_offsets(self, next_offsets: dict[tuple[str, int], int]) -> None:
         """Mirrors committed progress to Kafka, at most every ``KAFKA_COMMIT_INTERVAL_S``."""
         for position, offset in next_offsets.items():
             self._unmirrored[position] = max(offset, self._unmirrored.get(position, 0))
