@@ -45,8 +45,6 @@ class BatchPlan:
     """Everything one batch changes about runs."""
 
     heads: dict[RunKey, Observation] = field(default_factory=dict)
-    #: Runs whose visible state changed in this batch (their ``progressed_at`` moves).
-    progressed: set[RunKey] = field(default_factory=set)
     transitions: list[Transition] = field(default_factory=list)
     outcomes: list[Outcome] = field(default_factory=list)
 
@@ -67,7 +65,6 @@ def fold(current: Mapping[RunKey, Observation], incoming: Sequence[Observation])
                 plan.heads[key] = observation
                 if transition is not None:
                     plan.transitions.append(transition)
-                    plan.progressed.add(key)
                 plan.outcomes.append(Outcome.applied)
             case Duplicate():
                 plan.outcomes.append(Outcome.duplicate)
