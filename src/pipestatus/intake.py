@@ -2,7 +2,7 @@
 
 Pure: the Kafka adapter turns aiokafka records into ``InboundRecord`` values and the
 worker calls ``prepare``. Routing: a CloudEvents ``type`` with a configured prefix names
-the provider; otherwise the topic does (DESIGN §2). CloudEvents binary mode carries the
+the provider; otherwise the topic does (docs/event-contract.md). CloudEvents binary mode carries the
 attributes in ``ce_*`` headers; structured mode sends ``application/cloudevents+json``.
 """
 

@@ -1,7 +1,7 @@
 """One batch of records, end to end: prepare (pure), then one database transaction.
 
 The transaction holds every effect of the batch and the partitions' next offsets
-(DESIGN §5), so a crash anywhere loses nothing and applies nothing twice.
+(docs/architecture.md), so a crash anywhere loses nothing and applies nothing twice.
 """
 
 from __future__ import annotations
@@ -91,7 +91,7 @@ async def commit_batch(
 
     If PostgreSQL refuses a value (``UnstorableRecordError``), the record holding it is
     found by bisection and set aside as an ``unstorable`` dead letter, and the batch is
-    committed again without it, still with every offset of the batch (DESIGN §5).
+    committed again without it, still with every offset of the batch (docs/architecture.md).
     """
     started = time.perf_counter()
     items = list(prepared)
@@ -192,7 +192,8 @@ async def apply_prepared(
     }
     await uow.write_plan(plan, sources)
     if alerting is not None and plan.transitions:
-        # Same transaction as the transitions: the transactional outbox (DESIGN §7).
+        # Same transaction as the transitions: the transactional outbox
+        # (docs/architecture.md, alerts).
         keys = [key for transition in plan.transitions for key in keys_for(transition)]
         states = await uow.lock_and_load_alerts(keys)
         changes = evaluate(plan.transitions, states, alerting.rules, datetime.now(UTC))

@@ -71,3 +71,11 @@ def test_product_never_imports_the_dev_package(path: Path) -> None:
         if name == "pipestatus_dev" or name.startswith("pipestatus_dev.")
     }
     assert not offending, f"{path.name} imports {sorted(offending)}"
+
+
+def test_comments_cite_documents_users_have() -> None:
+    """The product brief is not shipped: comments point at docs/ or the README instead."""
+    sources = [p for p in (PACKAGE.parent).rglob("*") if p.suffix in {".py", ".sql"}]
+    assert len(sources) > 50
+    citing = [str(p.relative_to(PACKAGE.parent)) for p in sources if "DESIGN §" in p.read_text()]
+    assert not citing, f"cite docs/ instead of the design brief: {citing}"

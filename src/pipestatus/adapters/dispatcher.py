@@ -1,4 +1,5 @@
-"""Delivers the ``alert_outbox`` (DESIGN §7): timeouts, backoff with jitter, several workers.
+"""Delivers the ``alert_outbox`` (docs/architecture.md, alerts): timeouts, backoff with
+jitter, several workers.
 
 Due rows are locked ``FOR UPDATE SKIP LOCKED`` for the length of one transaction, so two
 workers never send the same row at once; a row waits while an older undelivered row of the

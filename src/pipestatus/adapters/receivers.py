@@ -1,4 +1,5 @@
-"""Alert receivers (DESIGN §7): Alertmanager API v2, Standard Webhooks, PagerDuty Events v2.
+"""Alert receivers (docs/architecture.md, alerts): Alertmanager API v2, Standard Webhooks,
+PagerDuty Events v2.
 
 Each receiver turns one ``alert_outbox`` row into one HTTP request over a shared
 ``httpx.AsyncClient`` and says, by the error it raises, whether a retry can help.

@@ -1,4 +1,4 @@
-"""Alert rules (DESIGN §7) as pure functions over transitions and alert state.
+"""Alert rules (docs/architecture.md, alerts) as pure functions over transitions and alert state.
 
 - PipelineRunFailed, per pipeline: fires when a run fails, carrying the latest run, its
   error and the consecutive-failure count; resolves when a later run of it succeeds.

@@ -19,7 +19,7 @@ RunKey = tuple[Provider, str]
 
 
 class Outcome(StrEnum):
-    """What became of one consumed record (DESIGN §5: exactly one of these)."""
+    """What became of one consumed record (docs/architecture.md): exactly one of these."""
 
     #: Moved a run's maximum (with or without a visible transition).
     applied = "applied"

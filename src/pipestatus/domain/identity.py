@@ -1,4 +1,4 @@
-"""Event identity for deduplication (DESIGN §2): the first identity the record carries."""
+"""Event identity for deduplication (docs/event-contract.md): the record's first identity."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The convergence rule (DESIGN §3) as one pure function.
+"""The convergence rule (docs/architecture.md) as one pure function.
 
 A run's current state is the maximum observation seen under ``Observation.order_key``.
 ``decide`` compares a new observation with the current maximum and returns what happens,

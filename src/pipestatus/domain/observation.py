@@ -60,7 +60,7 @@ class StatusRule:
 
 @dataclass(frozen=True, slots=True)
 class Observation:
-    """One provider report about one run, normalized (DESIGN §3).
+    """One provider report about one run, normalized (docs/architecture.md).
 
     ``event_id`` is the identity of the Kafka record the observation came from; it is
     the last tie-breaker of the convergence order and the dedupe key's basis.
@@ -88,7 +88,7 @@ class Observation:
 
     @property
     def order_key(self) -> tuple[int, int, int, int, int, str]:
-        """The convergence order of DESIGN §3; the run's state is the maximum key seen."""
+        """The convergence order (docs/architecture.md); the run's state is the maximum key seen."""
         when = _NO_TIME if self.occurred_at is None else _epoch_micros(self.occurred_at)
         return (
             self.attempt,
@@ -140,8 +140,9 @@ def build(
 ) -> Observation:
     """Builds an observation from a mapping-table row.
 
-    ``error_category`` and ``retryable`` are kept only for failed runs (DESIGN §3) and come
-    from the row unless the caller derived a finer one; ``warnings`` only for succeeded runs.
+    ``error_category`` and ``retryable`` are kept only for failed runs (docs/architecture.md)
+    and come from the row unless the caller derived a finer one; ``warnings`` only for
+    succeeded runs.
     """
     failed = rule.state is RunState.failed
     category = (error_category or rule.error_category or ErrorCategory.unknown) if failed else None

@@ -1,5 +1,5 @@
 -- Runs, their append-only transitions, processed event identities, dead letters and
--- consumed offsets (DESIGN §5). Forward-only: later changes go in new files.
+-- consumed offsets (docs/architecture.md). Forward-only: later changes go in new files.
 
 CREATE TABLE runs (
     provider        text        NOT NULL,

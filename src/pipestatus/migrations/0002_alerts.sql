@@ -1,5 +1,5 @@
 -- Alert state (one row per alert dedup key) and the transactional outbox of deliveries
--- (DESIGN §7). Outbox rows are written in the same transaction as the transition or
+-- (docs/architecture.md, alerts). Outbox rows are written in the same transaction as the transition or
 -- sweep that caused them; the dispatcher delivers them with retries.
 
 CREATE TABLE alert_state (

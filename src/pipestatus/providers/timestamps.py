@@ -1,4 +1,4 @@
-"""Provider timestamps to aware UTC datetimes (DESIGN §2).
+"""Provider timestamps to aware UTC datetimes (docs/event-contract.md).
 
 Accepted: epoch milliseconds (number or numeric string), RFC 3339 with up to 7 fractional
 digits (Codat sends 7; the 7th is truncated), and ``YYYY-MM-DD HH:MM:SS[.fff]`` without a

@@ -1,4 +1,4 @@
-"""Zoho DataPrep: the Job Summary response mapped onto the common run model (DESIGN §4).
+"""Zoho DataPrep: the Job Summary response mapped onto the common run model (README mapping table).
 
 Zoho has no outbound run webhook; a poller publishes Job Summary responses. Each yields
 one observation of the run ``pipelinerun.id``. Where the run status alone says too little,
