@@ -161,8 +161,18 @@ async def run_worker(
             "worker started group=%s topics=%s", settings.kafka.group_id, ",".join(source.topics)
         )
         alerting = alerting_from(settings)
-        loop = _Loop(settings, routing, store, source, mirror, summary, stop, metrics, alerting,
-                     dispatcher)  # fmt: skip
+        loop = _Loop(
+            settings=settings,
+            routing=routing,
+            store=store,
+            source=source,
+            mirror=mirror,
+            summary=summary,
+            stop=stop,
+            metrics=metrics,
+            alerting=alerting,
+            dispatcher=dispatcher,
+        )
         try:
             async with asyncio.TaskGroup() as tasks:
                 # When the consumer loop ends (stop signal, or caught up), its siblings end.
@@ -234,7 +244,7 @@ def _offsets_loader(store: PgStore, settings: Settings) -> OffsetLoader:
     return load
 
 
-@dataclass
+@dataclass(kw_only=True)
 class _Loop:
     settings: Settings
     routing: Routing
