@@ -15,6 +15,10 @@ SELECT pg_advisory_xact_lock(k)
 FROM (SELECT DISTINCT hashtextextended('alert/' || key, 0) AS k FROM unnest($1::text[]) AS key) s
 ORDER BY k
 """
+#: Outbox rows neither delivered nor given up: the dispatcher's and the sweep's gauge.
+OUTBOX_BACKLOG = (
+    "SELECT count(*) FROM alert_outbox WHERE delivered_at IS NULL AND gave_up_at IS NULL"
+)
 _LOAD = "SELECT * FROM alert_state WHERE dedup_key = ANY($1::text[])"
 _UPSERT = """
 INSERT INTO alert_state (dedup_key, rule, provider, pipeline_id, run_id, status,

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from pipestatus.adapters.alert_store import OUTBOX_BACKLOG
 from pipestatus.adapters.postgres import PgStore, map_pg_errors
 from pipestatus.adapters.receivers import AlertRetryLaterError, OutboxItem, Receiver
 from pipestatus.errors import AlertDeliveryError, StoreUnavailableError
@@ -53,7 +54,6 @@ FROM unnest($1::bigint[], $2::text[], $3::int[], $4::text[], $5::float8[])
      AS t(id, result, tried, error, delay)
 WHERE o.id = t.id
 """
-_BACKLOG = "SELECT count(*) FROM alert_outbox WHERE delivered_at IS NULL AND gave_up_at IS NULL"
 
 #: Rows delivered at once inside one batch (across receivers); keeps the transaction short.
 _CONCURRENCY = 8
@@ -154,7 +154,7 @@ class OutboxDispatcher:
     async def backlog(self) -> int:
         """Rows neither delivered nor given up (for a gauge)."""
         with map_pg_errors():
-            count: int = await self._store.pool.fetchval(_BACKLOG)
+            count: int = await self._store.pool.fetchval(OUTBOX_BACKLOG)
         return count
 
     async def _handle(self, record: Any, gate: asyncio.Semaphore) -> _Outcome:

@@ -53,9 +53,6 @@ FOR UPDATE SKIP LOCKED
 _MARK_SENT = "UPDATE alert_state SET last_sent_at = now() WHERE dedup_key = ANY($1::text[])"
 _RUN_COUNTS = "SELECT provider, state, count(*) AS n FROM runs GROUP BY provider, state"
 _FIRING = "SELECT rule, count(*) AS n FROM alert_state WHERE status = 'firing' GROUP BY rule"
-_BACKLOG = """
-SELECT count(*) FROM alert_outbox WHERE delivered_at IS NULL AND gave_up_at IS NULL
-"""
 
 
 @dataclass
@@ -171,7 +168,7 @@ class Sweeper:
         with map_pg_errors():
             counts = await self._store.pool.fetch(_RUN_COUNTS)
             firing = await self._store.pool.fetch(_FIRING)
-            backlog = await self._store.pool.fetchval(_BACKLOG)
+            backlog = await self._store.pool.fetchval(alert_store.OUTBOX_BACKLOG)
         self._metrics.outbox_backlog.set(backlog)
         self._metrics.runs.clear()
         for row in counts:
