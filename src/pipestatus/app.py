@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 from pipestatus.adapters.dispatcher import OutboxDispatcher
-from pipestatus.adapters.http import HealthServer, ReadinessCheck
+from pipestatus.adapters.health import HealthServer, ReadinessCheck
 from pipestatus.adapters.kafka import DeadLetterMirror, KafkaSource, OffsetLoader
 from pipestatus.adapters.metrics import Metrics
 from pipestatus.adapters.postgres import PgStore

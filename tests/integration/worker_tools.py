@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 
-from pipestatus.adapters.http import HealthServer
+from pipestatus.adapters.health import HealthServer
 from pipestatus.adapters.metrics import Metrics
 from pipestatus.app import run_worker
 from pipestatus.settings import Settings

@@ -16,7 +16,7 @@ import sys
 import time
 from typing import TextIO
 
-from pipestatus.adapters.http import HealthServer
+from pipestatus.adapters.health import HealthServer
 from pipestatus.adapters.metrics import Metrics
 from pipestatus.adapters.postgres import PgStore
 from pipestatus.app import install_stop_signals, run_worker
