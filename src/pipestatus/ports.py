@@ -42,6 +42,19 @@ class DeadLetterRow:
 
 
 @dataclass(frozen=True, slots=True)
+class StoredDeadLetter:
+    """An open dead letter as replay reads it back: the record as the broker gave it."""
+
+    id: int
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: list[dict[str, str]]
+
+
+@dataclass(frozen=True, slots=True)
 class TransitionSource:
     topic: str | None
     partition: int | None
@@ -68,3 +81,21 @@ class Store(Protocol):
     """Opens units of work."""
 
     def unit_of_work(self) -> AbstractAsyncContextManager[UnitOfWork]: ...
+
+
+class ReplayUnitOfWork(UnitOfWork, Protocol):
+    """A batch's statements plus those of dead-letter replay, in one transaction."""
+
+    async def open_dead_letters(
+        self, ids: Sequence[int], reason: str | None
+    ) -> list[StoredDeadLetter]: ...
+    async def mark_replayed(self, letter_id: int, result: str) -> None: ...
+    async def note_still_failing(
+        self, letter_id: int, reason: str, field_path: str, message: str
+    ) -> None: ...
+
+
+class ReplayStore(Protocol):
+    """Opens units of work that can replay dead letters."""
+
+    def unit_of_work(self) -> AbstractAsyncContextManager[ReplayUnitOfWork]: ...

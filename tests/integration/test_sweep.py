@@ -7,7 +7,6 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from pipestatus.adapters import alert_store
 from pipestatus.adapters.postgres import PgStore
 from pipestatus.adapters.sweep import Sweeper
 from pipestatus.domain.alerting import AlertRules, evaluate
@@ -32,10 +31,8 @@ async def test_firing_alert_is_re_sent_with_its_trigger_document(database_url) -
     async with PgStore(database_url) as store:
         await store.migrate()
         async with store.unit_of_work() as uow:
-            await alert_store.write(uow.connection, [change], ["am"], now - timedelta(hours=1))
-            await uow.connection.execute(
-                "UPDATE alert_state SET last_sent_at = now() - '1 hour'::interval"
-            )
+            await uow.write_alerts([change], ["am"], now - timedelta(hours=1))
+        await store.pool.execute("UPDATE alert_state SET last_sent_at = now() - '1 hour'::interval")
         sweeper = Sweeper(
             store, AlertSettings(resend_interval_s=60), receivers=("am",), resend_receivers=("am",)
         )

@@ -18,13 +18,13 @@ import asyncpg.exceptions._base as asyncpg_base
 import pytest
 
 from pipestatus.adapters.postgres import map_pg_errors
-from pipestatus.adapters.queries import _header
 from pipestatus.domain.alerting import AlertChange, AlertState
 from pipestatus.domain.batch import BatchPlan, RunKey
 from pipestatus.domain.observation import Observation
 from pipestatus.errors import StoreUnavailableError, UnstorableRecordError
 from pipestatus.intake import Accepted, InboundRecord, Prepared, Rejected, Routing, prepare
 from pipestatus.ports import DeadLetterRow, EventClaim, TransitionSource
+from pipestatus.replay import _header
 from pipestatus.service import commit_batch, dead_letter
 from pipestatus.settings import DEFAULT_CLOUDEVENTS_TYPES, DEFAULT_TOPICS
 

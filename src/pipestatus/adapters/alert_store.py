@@ -1,12 +1,15 @@
-"""Alert state and outbox rows in PostgreSQL, written inside the batch's transaction."""
+"""Alert state and outbox rows in PostgreSQL: written inside the batch's transaction,
+claimed and marked by the dispatcher in its own (``OutboxStatements``)."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
+from pipestatus.adapters.receivers import OutboxItem
 from pipestatus.adapters.sql import Connection, columns
 from pipestatus.domain.alerting import AlertChange, AlertState, Rule
 
@@ -37,10 +40,97 @@ ON CONFLICT (dedup_key) DO UPDATE SET
     last_sent_at = COALESCE(EXCLUDED.last_sent_at, alert_state.last_sent_at),
     updated_at = now()
 """
+_CLAIM_DUE = """
+SELECT o.id, o.dedup_key, o.receiver, o.action, o.payload, o.attempts,
+       o.created_at < now() - make_interval(secs => $2) AS expired
+FROM alert_outbox o
+WHERE o.delivered_at IS NULL AND o.gave_up_at IS NULL AND o.next_attempt_at <= now()
+  AND NOT EXISTS (
+      SELECT 1 FROM alert_outbox p
+      WHERE p.dedup_key = o.dedup_key AND p.receiver = o.receiver AND p.id < o.id
+        AND p.delivered_at IS NULL AND p.gave_up_at IS NULL)
+ORDER BY o.id
+LIMIT $1
+FOR UPDATE OF o SKIP LOCKED
+"""
+_RECORD = """
+UPDATE alert_outbox o SET
+    attempts = o.attempts + t.tried,
+    last_error = COALESCE(t.error, o.last_error),
+    delivered_at = CASE WHEN t.result = 'delivered' THEN clock_timestamp() END,
+    gave_up_at = CASE WHEN t.result = 'gave_up' THEN clock_timestamp() END,
+    next_attempt_at = CASE WHEN t.result = 'failed'
+                           THEN clock_timestamp() + make_interval(secs => t.delay)
+                           ELSE o.next_attempt_at END
+FROM unnest($1::bigint[], $2::text[], $3::int[], $4::text[], $5::float8[])
+     AS t(id, result, tried, error, delay)
+WHERE o.id = t.id
+"""
 _ENQUEUE = """
 INSERT INTO alert_outbox (dedup_key, receiver, action, payload)
 SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::jsonb[])
 """
+
+
+Result = Literal["delivered", "failed", "gave_up"]
+
+
+@dataclass(frozen=True, slots=True)
+class DueAlert:
+    """An outbox row claimed for delivery; ``expired`` once older than the give-up age."""
+
+    item: OutboxItem
+    expired: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """What one delivery attempt of an outbox row came to."""
+
+    row: OutboxItem
+    result: Result
+    tried: int = 1
+    error: str | None = None
+    delay_s: float = 0.0
+
+
+class OutboxStatements:
+    """The dispatcher's statements, on the unit of work's connection (``_db``)."""
+
+    _db: Connection
+
+    async def claim_due_alerts(self, limit: int, give_up_after_s: float) -> list[DueAlert]:
+        """Locks up to ``limit`` due rows (``SKIP LOCKED``) for this transaction."""
+        rows = await self._db.fetch(_CLAIM_DUE, limit, give_up_after_s)
+        return [DueAlert(_item(row), row["expired"]) for row in rows]
+
+    async def record_deliveries(self, deliveries: Sequence[Delivery]) -> None:
+        if deliveries:
+            await self._db.execute(
+                _RECORD,
+                [d.row.id for d in deliveries],
+                [d.result for d in deliveries],
+                [d.tried for d in deliveries],
+                [d.error for d in deliveries],
+                [d.delay_s for d in deliveries],
+            )
+
+    async def outbox_backlog(self) -> int:
+        """Rows neither delivered nor given up (for a gauge)."""
+        count: int = await self._db.fetchval(OUTBOX_BACKLOG)
+        return count
+
+
+def _item(record: Any) -> OutboxItem:
+    payload = record["payload"]
+    return OutboxItem(
+        id=record["id"],
+        dedup_key=record["dedup_key"],
+        receiver=record["receiver"],
+        action=record["action"],
+        payload=json.loads(payload) if isinstance(payload, str) else payload,
+        attempts=record["attempts"],
+    )
 
 
 async def lock_and_load(db: Connection, keys: Sequence[str]) -> dict[str, AlertState]:

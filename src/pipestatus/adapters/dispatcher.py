@@ -11,14 +11,11 @@ and the dedup keys let receivers collapse the duplicate).
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import random
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, Literal
 
-from pipestatus.adapters.alert_store import OUTBOX_BACKLOG
+from pipestatus.adapters.alert_store import Delivery, DueAlert
 from pipestatus.adapters.postgres import PgStore, map_pg_errors
 from pipestatus.adapters.receivers import AlertRetryLaterError, OutboxItem, Receiver
 from pipestatus.errors import AlertDeliveryError, StoreUnavailableError
@@ -26,47 +23,9 @@ from pipestatus.settings import AlertSettings
 
 logger = logging.getLogger(__name__)
 
-Result = Literal["delivered", "failed", "gave_up"]
-
-_CLAIM_DUE = """
-SELECT o.id, o.dedup_key, o.receiver, o.action, o.payload, o.attempts,
-       o.created_at < now() - make_interval(secs => $2) AS expired
-FROM alert_outbox o
-WHERE o.delivered_at IS NULL AND o.gave_up_at IS NULL AND o.next_attempt_at <= now()
-  AND NOT EXISTS (
-      SELECT 1 FROM alert_outbox p
-      WHERE p.dedup_key = o.dedup_key AND p.receiver = o.receiver AND p.id < o.id
-        AND p.delivered_at IS NULL AND p.gave_up_at IS NULL)
-ORDER BY o.id
-LIMIT $1
-FOR UPDATE OF o SKIP LOCKED
-"""
-_RECORD = """
-UPDATE alert_outbox o SET
-    attempts = o.attempts + t.tried,
-    last_error = COALESCE(t.error, o.last_error),
-    delivered_at = CASE WHEN t.result = 'delivered' THEN clock_timestamp() END,
-    gave_up_at = CASE WHEN t.result = 'gave_up' THEN clock_timestamp() END,
-    next_attempt_at = CASE WHEN t.result = 'failed'
-                           THEN clock_timestamp() + make_interval(secs => t.delay)
-                           ELSE o.next_attempt_at END
-FROM unnest($1::bigint[], $2::text[], $3::int[], $4::text[], $5::float8[])
-     AS t(id, result, tried, error, delay)
-WHERE o.id = t.id
-"""
-
 #: Rows delivered at once inside one batch (across receivers); keeps the transaction short.
 _CONCURRENCY = 8
 _DEFAULT_TIMEOUT_S = 5.0
-
-
-@dataclass(frozen=True, slots=True)
-class _Outcome:
-    row: OutboxItem
-    result: Result
-    tried: int = 1
-    error: str | None = None
-    delay_s: float = 0.0
 
 
 def backoff_delay(
@@ -124,20 +83,12 @@ class OutboxDispatcher:
         """One batch of due rows; returns how many were handled (delivered, failed, given up)."""
         with map_pg_errors():
             async with self._store.unit_of_work() as uow:
-                db = uow.connection
-                rows = await db.fetch(_CLAIM_DUE, limit, float(self._settings.give_up_after_s))
-                if not rows:
+                due = await uow.claim_due_alerts(limit, float(self._settings.give_up_after_s))
+                if not due:
                     return 0
                 gate = asyncio.Semaphore(_CONCURRENCY)
-                outcomes = await asyncio.gather(*(self._handle(r, gate) for r in rows))
-                await db.execute(
-                    _RECORD,
-                    [o.row.id for o in outcomes],
-                    [o.result for o in outcomes],
-                    [o.tried for o in outcomes],
-                    [o.error for o in outcomes],
-                    [o.delay_s for o in outcomes],
-                )
+                outcomes = await asyncio.gather(*(self._handle(d, gate) for d in due))
+                await uow.record_deliveries(outcomes)
         for outcome in outcomes:
             if outcome.result != "delivered":
                 logger.warning(
@@ -154,23 +105,23 @@ class OutboxDispatcher:
     async def backlog(self) -> int:
         """Rows neither delivered nor given up (for a gauge)."""
         with map_pg_errors():
-            count: int = await self._store.pool.fetchval(OUTBOX_BACKLOG)
-        return count
+            async with self._store.unit_of_work() as uow:
+                return await uow.outbox_backlog()
 
-    async def _handle(self, record: Any, gate: asyncio.Semaphore) -> _Outcome:
-        row = _item(record)
-        if record["expired"]:
-            return _Outcome(row, "gave_up", 0, "older than give_up_after_s")
+    async def _handle(self, due: DueAlert, gate: asyncio.Semaphore) -> Delivery:
+        row = due.item
+        if due.expired:
+            return Delivery(row, "gave_up", 0, "older than give_up_after_s")
         receiver = self._receivers.get(row.receiver)
         if receiver is None:
-            return _Outcome(row, "gave_up", 0, "receiver not configured")
+            return Delivery(row, "gave_up", 0, "receiver not configured")
         timeout = self._timeouts.get(row.receiver, _DEFAULT_TIMEOUT_S)
         try:
             async with gate, asyncio.timeout(timeout):
                 await receiver.deliver(row)
         except AlertDeliveryError as exc:
             if not exc.retriable:
-                return _Outcome(row, "gave_up", error=str(exc))
+                return Delivery(row, "gave_up", error=str(exc))
             after = exc.retry_after_s if isinstance(exc, AlertRetryLaterError) else 0.0
             return self._failed(row, str(exc), after)
         except TimeoutError:
@@ -178,12 +129,12 @@ class OutboxDispatcher:
         except Exception as exc:  # a receiver bug must not wedge the outbox: retried later
             logger.exception("alert receiver %s failed unexpectedly", row.receiver)
             return self._failed(row, f"receiver {row.receiver}: {type(exc).__name__}")
-        return _Outcome(row, "delivered")
+        return Delivery(row, "delivered")
 
-    def _failed(self, row: OutboxItem, error: str, at_least_s: float = 0.0) -> _Outcome:
+    def _failed(self, row: OutboxItem, error: str, at_least_s: float = 0.0) -> Delivery:
         s = self._settings
         delay = backoff_delay(row.attempts, s.retry_initial_s, s.retry_max_s, self._rand)
-        return _Outcome(
+        return Delivery(
             row, "failed", error=error, delay_s=max(delay, min(at_least_s, s.retry_max_s))
         )
 
@@ -198,15 +149,3 @@ async def _wait_any(stop: asyncio.Event, wake: asyncio.Event | None, timeout_s: 
     finally:
         for task in waits:
             task.cancel()
-
-
-def _item(record: Any) -> OutboxItem:
-    payload = record["payload"]
-    return OutboxItem(
-        id=record["id"],
-        dedup_key=record["dedup_key"],
-        receiver=record["receiver"],
-        action=record["action"],
-        payload=json.loads(payload) if isinstance(payload, str) else payload,
-        attempts=record["attempts"],
-    )

@@ -18,14 +18,18 @@ import asyncpg
 import asyncpg.exceptions._base as asyncpg_base
 
 from pipestatus.adapters import alert_store
+from pipestatus.adapters.alert_store import OutboxStatements
 from pipestatus.adapters.lifecycle import AsyncClosing
 from pipestatus.adapters.migrate import migrate
+from pipestatus.adapters.replay_store import ReplayStatements
+from pipestatus.adapters.rows import row_to_observation
 from pipestatus.adapters.sql import Connection, columns
+from pipestatus.adapters.sweep_store import SweepStatements
 from pipestatus.domain.alerting import AlertChange, AlertState
 from pipestatus.domain.batch import BatchPlan, RunKey
 from pipestatus.domain.machine import Transition
-from pipestatus.domain.observation import Counters, Observation
-from pipestatus.domain.states import ErrorCategory, Provider, RunState
+from pipestatus.domain.observation import Observation
+from pipestatus.domain.states import Provider
 from pipestatus.errors import StoreUnavailableError, UnstorableRecordError
 from pipestatus.ports import DeadLetterRow, EventClaim, TransitionSource
 
@@ -216,8 +220,9 @@ async def _close_pool(pool: asyncpg.Pool, timeout_s: float = 10.0) -> None:
         pool.terminate()
 
 
-class PgUnitOfWork:
-    """The statements of one batch, on one connection inside one transaction."""
+class PgUnitOfWork(OutboxStatements, SweepStatements, ReplayStatements):
+    """The statements of one transaction on one connection: a batch's (the ``UnitOfWork``
+    port), and the dispatcher's, the sweep's and dead-letter replay's (the mixins)."""
 
     def __init__(self, connection: Connection) -> None:
         self._db = connection
@@ -295,12 +300,13 @@ class PgUnitOfWork:
     async def lock_and_load_alerts(self, keys: Sequence[str]) -> dict[str, AlertState]:
         return await alert_store.lock_and_load(self._db, keys)
 
-    async def write_alerts(self, changes: Sequence[AlertChange], receivers: Sequence[str]) -> int:
-        return await alert_store.write(self._db, changes, receivers, datetime.now(UTC))
-
-    @property
-    def connection(self) -> Connection:
-        return self._db
+    async def write_alerts(
+        self,
+        changes: Sequence[AlertChange],
+        receivers: Sequence[str],
+        now: datetime | None = None,
+    ) -> int:
+        return await alert_store.write(self._db, changes, receivers, now or datetime.now(UTC))
 
 
 def _run_row(o: Observation) -> tuple[Any, ...]:
@@ -325,29 +331,3 @@ def _transition_row(t: Transition, source: TransitionSource | None) -> tuple[Any
         source.partition if source else None,
         source.offset if source else None,
     )  # fmt: skip
-
-
-def row_to_observation(row: asyncpg.Record) -> Observation:
-    """A stored run row back into the observation that is its current maximum."""
-    category = row["error_category"]
-    occurred: datetime | None = row["occurred_at"]
-    return Observation(
-        provider=Provider(row["provider"]),
-        run_id=row["run_id"],
-        pipeline_id=row["pipeline_id"],
-        attempt=row["attempt"],
-        state=RunState(row["state"]),
-        provider_status=row["provider_status"],
-        occurred_at=occurred,
-        phase=row["phase"],
-        phase_rank=row["phase_rank"],
-        error_category=ErrorCategory(category) if category else None,
-        error_message=row["error_message"],
-        retryable=row["retryable"],
-        warnings=tuple(json.loads(row["warnings"])),
-        counters=Counters(**json.loads(row["counters"])),
-        kind=row["kind"],
-        event_id=row["event_id"],
-        started_at=row["started_at"],
-        ended_at=row["ended_at"],
-    )

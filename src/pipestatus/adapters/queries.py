@@ -1,4 +1,4 @@
-"""Read-side queries for the CLI (runs, transitions, dead letters) and dead-letter replay."""
+"""Read-side queries for the CLI (runs, transitions, dead letters)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from pipestatus.adapters.postgres import PgStore, map_pg_errors, row_to_observation
-from pipestatus.intake import InboundRecord, Rejected, Routing, prepare
-from pipestatus.service import Alerting, BatchReport, apply_prepared, storable_text
+from pipestatus.adapters.postgres import PgStore, map_pg_errors
+from pipestatus.adapters.rows import row_to_observation
 from pipestatus.views import ObservationView, RunView, TransitionView
 
 _LIST_RUNS = """
@@ -34,21 +33,6 @@ ORDER BY id DESC
 LIMIT $3
 """
 _GET_DEAD_LETTER = "SELECT * FROM dead_letters WHERE id = $1"
-_OPEN_DEAD_LETTERS = """
-SELECT * FROM dead_letters
-WHERE replayed_at IS NULL
-  AND (cardinality($1::bigint[]) = 0 OR id = ANY($1))
-  AND ($2::text IS NULL OR reason = $2)
-ORDER BY id
-FOR UPDATE SKIP LOCKED
-"""
-_MARK_REPLAYED = """
-UPDATE dead_letters SET replayed_at = now(), replay_result = $2 WHERE id = $1
-"""
-_NOTE_STILL_FAILING = """
-UPDATE dead_letters SET replay_result = $2, reason = $3, field_path = $4, message = $5
-WHERE id = $1
-"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,70 +94,6 @@ async def show_dead_letter(store: PgStore, letter_id: int) -> dict[str, Any] | N
     letter["key"] = _text_or_hex(row["record_key"])
     letter["value"] = _text_or_hex(raw)
     return letter
-
-
-@dataclass
-class ReplayReport:
-    applied: int = 0
-    duplicate: int = 0
-    stale: int = 0
-    still_failing: int = 0
-
-
-async def replay_dead_letters(
-    store: PgStore,
-    routing: Routing,
-    *,
-    ids: list[int],
-    reason: str | None,
-    alerting: Alerting | None = None,
-) -> ReplayReport:
-    """Re-runs validation on open dead letters with today's code; applies what passes.
-
-    Everything happens in one transaction: the applied effects and the ``replayed_at``
-    marks commit together, so a replay interrupted halfway can simply be run again.
-    """
-    summary = ReplayReport()
-    async with store.unit_of_work() as uow:
-        rows = await uow.connection.fetch(_OPEN_DEAD_LETTERS, ids, reason)
-        prepared = [(row, prepare(_record(row), routing)) for row in rows]
-        report = BatchReport()
-        passing = [(row, item) for row, item in prepared if not isinstance(item, Rejected)]
-        await apply_prepared(uow, [item for _, item in passing], report, alerting)
-        for (row, _item), result in zip(passing, report.results, strict=True):
-            await uow.connection.execute(_MARK_REPLAYED, row["id"], result.outcome.value)
-            setattr(summary, result.outcome.value, getattr(summary, result.outcome.value) + 1)
-        for row, item in prepared:
-            if isinstance(item, Rejected):
-                summary.still_failing += 1
-                error = item.error
-                await uow.connection.execute(
-                    _NOTE_STILL_FAILING, row["id"], "still_failing", error.reason,
-                    storable_text(error.path[:500]), storable_text(error.detail[:2000]),
-                )  # fmt: skip
-    return summary
-
-
-def _record(row: Any) -> InboundRecord:
-    headers = tuple(_header(h) for h in json.loads(row["headers"]))
-    return InboundRecord(
-        topic=row["source_topic"],
-        partition=row["source_partition"],
-        offset=row["source_offset"],
-        key=row["record_key"],
-        value=row["raw_value"],
-        headers=headers,
-    )
-
-
-def _header(stored: dict[str, str]) -> tuple[str, bytes]:
-    """A dead letter's header back as the broker delivered it (see ``service._header_json``)."""
-    if "key" in stored:
-        name = stored["key"]
-    else:
-        name = bytes.fromhex(stored["key_hex"]).decode("utf-8", "surrogateescape")
-    value = stored["value"].encode() if "value" in stored else bytes.fromhex(stored["hex"])
-    return name, value
 
 
 def _text_or_hex(raw: bytes | None) -> str | None:

@@ -17,7 +17,6 @@ from pipestatus.adapters.queries import (
     RunFilter,
     list_dead_letters,
     list_runs,
-    replay_dead_letters,
     show_dead_letter,
     show_run,
 )
@@ -29,6 +28,7 @@ from pipestatus.app import (
     tune_garbage_collector,
 )
 from pipestatus.domain.states import Provider, RunState
+from pipestatus.replay import replay_dead_letters
 from pipestatus.settings import Settings, redact_url
 from pipestatus.views import dump
 
