@@ -7,9 +7,7 @@ is refused is isolated by ``commit_batch``'s bisect (here against a fake store).
 
 from __future__ import annotations
 
-import contextlib
 import json
-from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,15 +16,12 @@ import asyncpg.exceptions._base as asyncpg_base
 import pytest
 
 from pipestatus.adapters.postgres import map_pg_errors
-from pipestatus.domain.alerting import AlertChange, AlertState
-from pipestatus.domain.batch import BatchPlan, RunKey
-from pipestatus.domain.observation import Observation
 from pipestatus.errors import StoreUnavailableError, UnstorableRecordError
 from pipestatus.intake import Accepted, InboundRecord, Prepared, Rejected, Routing, prepare
-from pipestatus.ports import DeadLetterRow, EventClaim, TransitionSource
 from pipestatus.replay import _header
 from pipestatus.service import commit_batch, dead_letter
 from pipestatus.settings import DEFAULT_CLOUDEVENTS_TYPES, DEFAULT_TOPICS
+from tests.unit.fakes import FakeStore
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 ROUTING = Routing(topics=DEFAULT_TOPICS, cloudevents_type_prefixes=DEFAULT_CLOUDEVENTS_TYPES)
@@ -149,58 +144,6 @@ class TestEdgeMapping:
 # --- the bisect, against a fake store -------------------------------------------------
 
 
-class FakeUnitOfWork:
-    """Buffers writes; refuses any claim of an event id in ``poison``."""
-
-    def __init__(self, poison: set[str]) -> None:
-        self.poison = poison
-        self.claims: list[str] = []
-        self.letters: list[DeadLetterRow] = []
-        self.offsets: dict[tuple[str, int], int] = {}
-
-    async def claim_events(self, claims: Sequence[EventClaim]) -> set[str]:
-        refused = [c.event_id for c in claims if c.event_id in self.poison]
-        if refused:
-            raise UnstorableRecordError(f"invalid byte sequence in {refused[0]}")
-        self.claims.extend(c.event_id for c in claims)
-        return {c.event_id for c in claims}
-
-    async def lock_and_load_runs(self, keys: Sequence[RunKey]) -> dict[RunKey, Observation]:
-        return {}
-
-    async def write_plan(self, plan: BatchPlan, sources: dict[str, TransitionSource]) -> None:
-        return None
-
-    async def add_dead_letters(self, letters: Sequence[DeadLetterRow]) -> None:
-        self.letters.extend(letters)
-
-    async def lock_and_load_alerts(self, keys: Sequence[str]) -> dict[str, AlertState]:
-        return {}
-
-    async def write_alerts(self, changes: Sequence[AlertChange], receivers: Sequence[str]) -> int:
-        return 0
-
-    async def save_offsets(self, group_id: str, next_offsets: dict[tuple[str, int], int]) -> None:
-        self.offsets.update(next_offsets)
-
-
-class FakeStore:
-    def __init__(self, poison: set[str], fail_with: Exception | None = None) -> None:
-        self.poison = poison
-        self.fail_with = fail_with
-        self.committed: list[FakeUnitOfWork] = []
-        self.transactions = 0
-
-    @contextlib.asynccontextmanager
-    async def unit_of_work(self) -> AsyncIterator[FakeUnitOfWork]:
-        self.transactions += 1
-        if self.fail_with is not None:
-            raise self.fail_with
-        uow = FakeUnitOfWork(self.poison)
-        yield uow  # an exception here rolls back: the buffer is dropped
-        self.committed.append(uow)
-
-
 def batch(n: int) -> list[Prepared]:
     items: list[Prepared] = []
     for offset in range(n):
@@ -214,35 +157,34 @@ def batch(n: int) -> list[Prepared]:
 async def test_bisect_sets_aside_exactly_the_refused_records(size: int, bad: list[int]) -> None:
     items = batch(size)
     poison = {item.event_id for i in bad if isinstance(item := items[i], Accepted)}
-    store = FakeStore(poison)
+    store = FakeStore(poison=poison)
     report = await commit_batch(items, store=store, group_id="g")
 
-    assert len(store.committed) == 1  # one transaction holds effects and offsets
-    done = store.committed[0]
-    assert done.offsets == {("runs.krenalis", 0): size}
-    assert sorted(letter.offset for letter in done.letters) == bad
-    assert {letter.reason for letter in done.letters} == {"unstorable"}
-    assert all(
-        letter.stage == "store" and "invalid byte" in letter.message for letter in done.letters
-    )
+    assert store.commits == 1  # one transaction holds effects and offsets
+    done = store.tables
+    assert done.offsets == {("g", "runs.krenalis", 0): size}
+    letters = [letter.row for letter in done.dead_letters]
+    assert sorted(letter.offset for letter in letters) == bad
+    assert {letter.reason for letter in letters} == {"unstorable"}
+    assert all(letter.stage == "store" and "invalid byte" in letter.message for letter in letters)
     good = {
         item.event_id for i, item in enumerate(items) if i not in bad and isinstance(item, Accepted)
     }
-    assert set(done.claims) == good
+    assert set(done.events) == good
     outcomes = [(r.record.offset, r.reason) for r in report.results if r.reason]
     assert outcomes == [(i, "unstorable") for i in bad]
     assert len(report.results) == size
 
 
 async def test_retriable_errors_are_not_bisected() -> None:
-    store = FakeStore(set(), fail_with=StoreUnavailableError("down"))
+    store = FakeStore(fail_with=StoreUnavailableError("down"))
     with pytest.raises(StoreUnavailableError):
         await commit_batch(batch(4), store=store, group_id="g")
     assert store.transactions == 1
 
 
 async def test_programming_errors_still_stop_loudly() -> None:
-    store = FakeStore(set(), fail_with=RuntimeError("bug"))
+    store = FakeStore(fail_with=RuntimeError("bug"))
     with pytest.raises(RuntimeError):
         await commit_batch(batch(4), store=store, group_id="g")
     assert store.transactions == 1
