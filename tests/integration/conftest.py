@@ -1,6 +1,6 @@
 """Real services for the integration tests: one broker and one PostgreSQL per session.
 
-See tests/services.py for how they are chosen (env, testcontainers, embedded).
+See pipestatus_dev/provision/services.py for how they are chosen (env, testcontainers, embedded).
 Every test that asks for ``database_url`` gets a database of its own.
 """
 
@@ -10,7 +10,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.services import TestServices, temporary_database
+from pipestatus_dev.provision.databases import temporary_database
+from pipestatus_dev.provision.services import TestServices
 
 
 @pytest.fixture(scope="session")

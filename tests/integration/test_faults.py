@@ -33,6 +33,8 @@ import pytest
 
 from pipestatus.domain.states import Provider
 from pipestatus_dev.embedded import EmbeddedPostgres
+from pipestatus_dev.provision.databases import temporary_database
+from pipestatus_dev.provision.services import TestServices
 from pipestatus_dev.world import BenchRecord, Workload, generate
 from tests.integration.fault_tools import (
     Progress,
@@ -47,7 +49,6 @@ from tests.integration.fault_tools import (
     worker_env,
 )
 from tests.integration.kafka_tools import create_topics
-from tests.services import TestServices, temporary_database
 
 pytestmark = [pytest.mark.services, pytest.mark.slow]
 

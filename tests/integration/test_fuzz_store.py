@@ -9,7 +9,6 @@ import asyncio
 import copy
 import json
 import uuid
-from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, event, given, settings, strategies as st
@@ -20,7 +19,7 @@ from pipestatus.intake import InboundRecord, Routing, prepare
 from pipestatus.service import commit_batch
 from pipestatus.settings import DEFAULT_CLOUDEVENTS_TYPES, DEFAULT_TOPICS
 from tests.integration.db_tools import fetch
-from tests.unit.test_fuzz import DOCUMENTS, _paths
+from tests.unit.test_fuzz import DOCUMENTS, draw_spot
 
 pytestmark = [pytest.mark.services]
 
@@ -42,13 +41,10 @@ def laced_fixture(draw: st.DrawFn) -> tuple[str, bytes, tuple[tuple[str, bytes],
     topic, original = draw(st.sampled_from(DOCUMENTS))
     document = copy.deepcopy(original)
     for _ in range(draw(st.integers(0, 3))):
-        path = draw(st.sampled_from(_paths(document)))
-        if not path:
-            continue
-        parent: Any = document
-        for step in path[:-1]:
-            parent = parent[step]
-        parent[path[-1]] = draw(ODD)
+        spot = draw_spot(draw, document)
+        if spot is not None:
+            parent, key = spot
+            parent[key] = draw(ODD)
     return topic, json.dumps(document).encode(), draw(headers)
 
 

@@ -25,13 +25,12 @@ from pipestatus_dev.embedded import (
     free_port,
     kafka_broker_info,
 )
-from tests.services import (
+from pipestatus_dev.provision.databases import drop_database, fresh_database
+from pipestatus_dev.provision.services import (
     DATABASE_ENV,
     KAFKA_ENV,
     ServicesUnavailableError,
     TestServices,
-    drop_database,
-    fresh_database,
 )
 
 pytestmark = [pytest.mark.services]

@@ -113,6 +113,17 @@ def _paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
     return found
 
 
+def draw_spot(draw: st.DrawFn, document: Any) -> tuple[Any, Any] | None:
+    """A place drawn in ``document``: its parent container and key (``None``: the root)."""
+    path = draw(st.sampled_from(_paths(document)))
+    if not path:
+        return None
+    parent = document
+    for step in path[:-1]:
+        parent = parent[step]
+    return parent, path[-1]
+
+
 @st.composite
 def mutated_fixtures(draw: st.DrawFn) -> tuple[str, bytes]:
     """A fixture with 1-3 changes: a value replaced, a key dropped or added, or the
@@ -120,17 +131,15 @@ def mutated_fixtures(draw: st.DrawFn) -> tuple[str, bytes]:
     topic, original = draw(st.sampled_from(DOCUMENTS))
     document = copy.deepcopy(original)
     for _ in range(draw(st.integers(1, 3))):
-        path = draw(st.sampled_from(_paths(document)))
-        if not path:
+        spot = draw_spot(draw, document)
+        if spot is None:
             continue
-        parent = document
-        for step in path[:-1]:
-            parent = parent[step]
+        parent, key = spot
         action = draw(st.sampled_from(["replace", "drop", "add"]))
         if action == "replace":
-            parent[path[-1]] = draw(json_values)
+            parent[key] = draw(json_values)
         elif action == "drop":
-            del parent[path[-1]]
+            del parent[key]
         elif isinstance(parent, dict):
             parent[draw(st.text(max_size=12))] = draw(json_values)
         else:

@@ -186,6 +186,18 @@ def _publish(container: Any, port: int) -> str:
     return "container-host"  # resolved after start
 
 
+def _start_published(container: Any, port: int) -> tuple[str, float]:
+    """Starts ``container`` with ``port`` published: the host that reaches it, and when."""
+    host = _publish(container, port)
+    began = time.monotonic()
+    container.start()
+    try:
+        return (host if host == LOOPBACK else container.get_container_host_ip()), began
+    except BaseException:
+        container.stop()
+        raise
+
+
 def _database_testcontainers() -> _Started:
     try:
         from testcontainers.community.postgres import PostgresContainer
@@ -196,12 +208,8 @@ def _database_testcontainers() -> _Started:
     container = PostgresContainer(
         POSTGRES_IMAGE, username="pipestatus", password=password, dbname="pipestatus", driver=None
     )
-    host = _publish(container, 5432)
-    began = time.monotonic()
-    container.start()
+    host, began = _start_published(container, 5432)
     try:
-        if host != LOOPBACK:
-            host = container.get_container_host_ip()
         url: str = container.get_connection_url(host=host)
         run_sync(lambda: _check_database(url))
     except BaseException:
@@ -265,12 +273,8 @@ def _kafka_testcontainers(timeout: float = 120.0) -> _Started:
             f"exec bash {_KAFKA_STARTER}",
         ]
     )
-    host = _publish(container, 9092)
-    began = time.monotonic()
-    container.start()
+    host, began = _start_published(container, 9092)
     try:
-        if host != LOOPBACK:
-            host = container.get_container_host_ip()
         port = int(container.get_exposed_port(9092))
         script = (
             "#!/bin/bash\n"
