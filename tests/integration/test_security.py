@@ -20,7 +20,12 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import httpx
 import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
+from pipestatus.adapters.asgi import AsgiServer
 from pipestatus.app import run_worker
 from pipestatus.cli import main
 from pipestatus.domain.states import Provider
@@ -138,32 +143,14 @@ async def test_sql_looking_ids_and_strings_are_stored_verbatim_and_tables_intact
 async def echo_server(received: list[bytes]) -> AsyncIterator[str]:
     """Answers every request 400 with the request body echoed back (a chatty receiver)."""
 
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            head = await reader.readuntil(b"\r\n\r\n")
-            length = 0
-            for line in head.split(b"\r\n"):
-                name, _, value = line.partition(b":")
-                if name.strip().lower() == b"content-length":
-                    length = int(value.strip())
-            body = await reader.readexactly(length)
-            received.append(body)
-            reply = b"rejected: " + body
-            writer.write(
-                b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\n"
-                + f"Content-Length: {len(reply)}\r\nConnection: close\r\n\r\n".encode()
-                + reply
-            )
-            await writer.drain()
-        finally:
-            writer.close()
+    async def reject(request: Request) -> Response:
+        body = await request.body()
+        received.append(body)
+        return Response(b"rejected: " + body, status_code=400, media_type="text/plain")
 
-    server = await asyncio.start_server(handle, "127.0.0.1", 0)
-    try:
-        yield f"127.0.0.1:{server.sockets[0].getsockname()[1]}"
-    finally:
-        server.close()
-        await server.wait_closed()
+    app = Starlette(routes=[Route("/{path:path}", reject, methods=["POST"])])
+    async with AsgiServer(app, host="127.0.0.1", port=0, name="echo") as server:
+        yield f"127.0.0.1:{server.port}"
 
 
 @contextlib.asynccontextmanager

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 from collections import deque
 from dataclasses import dataclass
@@ -11,6 +9,12 @@ from datetime import UTC, datetime
 from types import TracebackType
 from typing import Self
 
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from pipestatus.adapters.asgi import AsgiServer
 from pipestatus.adapters.receivers import verify_signature
 
 
@@ -24,49 +28,44 @@ class ReceivedAlert:
 
 
 class LocalReceiver:
-    """HTTP server on loopback that records every webhook delivery it gets."""
+    """HTTP server on loopback (Starlette on uvicorn) that records every webhook delivery."""
 
     def __init__(self, secret: str, *, keep: int = 200) -> None:
         self._secret = secret
         self.alerts: deque[ReceivedAlert] = deque(maxlen=keep)
         self.total = 0
-        self._server: asyncio.Server | None = None
+        self._server = AsgiServer(
+            Starlette(routes=[Route("/alerts", self._receive, methods=["POST"])]),
+            host="127.0.0.1",
+            port=0,
+            name="demo-receiver",
+        )
+        self._running = False
 
     @property
     def url(self) -> str:
-        if self._server is None:
+        if not self._running:
             raise RuntimeError("receiver is not running")
-        return f"http://127.0.0.1:{self._server.sockets[0].getsockname()[1]}/alerts"
+        return f"{self._server.url}/alerts"
 
     async def __aenter__(self) -> Self:
-        self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+        await self._server.__aenter__()
+        self._running = True
         return self
 
     async def __aexit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        server, self._server = self._server, None
-        if server is not None:
-            server.close()
+        self._running = False
+        await self._server.close()
 
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _receive(self, request: Request) -> Response:
+        body = await request.body()
         try:
-            async with asyncio.timeout(10):
-                await reader.readline()
-                headers: dict[str, str] = {}
-                while (line := await reader.readline()) not in (b"\r\n", b"\n", b""):
-                    name, _, value = line.decode("latin-1").partition(":")
-                    headers[name.strip().lower()] = value.strip()
-                body = await reader.readexactly(int(headers.get("content-length", "0")))
-            self._record(headers, body)
-            writer.write(b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n")
-            await writer.drain()
-        except (TimeoutError, ConnectionError, ValueError, asyncio.IncompleteReadError):
-            pass
-        finally:
-            writer.close()
-            with contextlib.suppress(ConnectionError):
-                await writer.wait_closed()
+            self._record({name.lower(): value for name, value in request.headers.items()}, body)
+        except ValueError:  # not a JSON alert document
+            return Response(status_code=400)
+        return Response(status_code=204)
 
     def _record(self, headers: dict[str, str], body: bytes) -> None:
         document = json.loads(body)
