@@ -13,9 +13,9 @@ import asyncio
 import contextlib
 import socket
 import struct
-from types import TracebackType
 from typing import Self
 
+from pipestatus.adapters.lifecycle import AsyncClosing
 from pipestatus_dev.embedded import LOOPBACK
 
 _CHUNK = 64 * 1024
@@ -48,7 +48,7 @@ class _Link:
             writer.close()
 
 
-class TcpProxy:
+class TcpProxy(AsyncClosing):
     """``async with TcpProxy(host, port) as proxy``: clients connect to ``proxy.port``.
 
     ``port`` may be given to listen on a known port (a broker's advertised address).
@@ -90,14 +90,6 @@ class TcpProxy:
 
     async def __aenter__(self) -> Self:
         return await self.start()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     def drop(self) -> int:
         """Resets every current connection (RST both ways); returns how many there were."""
