@@ -25,6 +25,7 @@ from pipestatus_dev.embedded import (
     free_port,
     kafka_broker_info,
 )
+from pipestatus_dev.embedded.postgres import _live_group_members
 from tests.services import (
     DATABASE_ENV,
     KAFKA_ENV,
@@ -219,6 +220,40 @@ async def test_embedded_postgres_lifecycle() -> None:
     pg.stop()
     with pytest.raises(EmbeddedServiceError, match="cannot be started again"):
         pg.start()
+
+
+async def test_embedded_kafka_can_advertise_another_port() -> None:
+    """For a proxy in front of it: metadata names the advertised port, not the listener."""
+    advertised = free_port()
+    async with EmbeddedKafka(advertised_port=advertised) as kafka:
+        info = kafka_broker_info("127.0.0.1", kafka.port)
+        assert info.brokers[0][1:] == ("127.0.0.1", advertised)
+        assert kafka.bootstrap_servers == f"127.0.0.1:{kafka.port}"
+
+
+async def test_embedded_postgres_killed_then_resumed_keeps_what_was_committed() -> None:
+    """kill(): SIGKILL of the postmaster, no process of its group left; resume() recovers."""
+    async with EmbeddedPostgres() as pg:
+        conn = await asyncpg.connect(pg.dsn)
+        await conn.execute("CREATE TABLE t (n int); INSERT INTO t VALUES (1)")
+        await conn.execute("BEGIN; INSERT INTO t VALUES (2)")  # left open by the crash
+        postmaster = pg.pid
+        assert postmaster is not None
+        await asyncio.to_thread(pg.kill)
+        assert not _live_group_members(postmaster)
+        with pytest.raises((OSError, asyncpg.InterfaceError, asyncpg.PostgresError)):
+            await conn.fetchval("SELECT 1", timeout=5)
+        conn.terminate()
+        await asyncio.to_thread(pg.resume)
+        restarted = pg.pid
+        assert restarted not in (None, postmaster)
+        conn = await asyncpg.connect(pg.dsn)
+        try:
+            assert [r["n"] for r in await conn.fetch("SELECT n FROM t")] == [1]
+        finally:
+            await conn.close()
+    assert restarted is not None
+    assert not _live_group_members(restarted)
 
 
 def test_an_explicit_setting_that_does_not_answer_is_an_error(

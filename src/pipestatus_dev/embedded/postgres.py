@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import pwd
@@ -29,6 +30,20 @@ from pipestatus_dev.embedded.process import (
 )
 
 _log = logging.getLogger(__name__)
+
+
+def _live_group_members(pgid: int) -> list[int]:
+    """Processes of group ``pgid`` that are not zombies (from ``/proc``; Linux only)."""
+    members = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            state, _ppid, group = stat.read_text().rsplit(")", 1)[1].split()[:3]
+        except (OSError, ValueError):
+            continue  # exited while listed
+        if int(group) == pgid and state != "Z":
+            members.append(int(stat.parent.name))
+    return members
+
 
 # ---------------------------------------------------------------------- PostgreSQL
 
@@ -200,8 +215,30 @@ class EmbeddedPostgres(EmbeddedService):
             raise EmbeddedServiceError(f"{self._what} is not running")
         terminate(proc, self._stop_steps())
 
+    def kill(self) -> None:
+        """SIGKILL of the postmaster, keeping data and port: a crash, for fault tests.
+
+        Its backends notice the postmaster is gone and exit (a transaction in flight is
+        lost or committed, never half); this waits for them, as a restart refuses to
+        start while they hold the shared memory, and SIGKILLs any left after the stop
+        timeout. ``resume()`` restarts it with crash recovery.
+        """
+        proc, self._proc = self._proc, None
+        if proc is None:
+            raise EmbeddedServiceError(f"{self._what} is not running")
+        proc.kill()
+        proc.wait(self.stop_timeout)
+        deadline = time.monotonic() + self.stop_timeout
+        while _live_group_members(proc.pid):
+            if time.monotonic() > deadline:
+                _log.warning("backends outlived the killed postmaster; killing them")
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                deadline = time.monotonic() + self.stop_timeout
+            time.sleep(0.02)
+
     def resume(self) -> None:
-        """Starts the server again on the same port and data after ``interrupt()``."""
+        """Starts the server again on the same port and data after ``interrupt()``/``kill()``."""
         if self._proc is not None or self._server is None:
             raise EmbeddedServiceError(f"{self._what} is not interrupted")
         argv, env, workdir, run_as = self._server
