@@ -1,8 +1,8 @@
 """Fault-injection helpers: worker subprocesses, realistic backlogs, whole-database diffs.
 
-Used by ``test_faults.py`` (issue #7). A worker here is always the real command
-(``python -m pipestatus worker``) in its own process, so SIGKILL, SIGTERM and
-``/proc/<pid>/status`` mean what they mean in production.
+Used by ``test_faults.py`` (issue #7) and ``test_network_faults.py`` (issue 11). A worker
+here is always the real command (``python -m pipestatus worker``) in its own process, so
+SIGKILL, SIGTERM and ``/proc/<pid>/status`` mean what they mean in production.
 """
 
 from __future__ import annotations
@@ -19,19 +19,22 @@ import sys
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Coroutine, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
 import asyncpg
+import httpx
 from aiokafka import AIOKafkaProducer
 
 from pipestatus.domain.states import Provider
 from pipestatus.intake import Accepted, InboundRecord, Routing, prepare
 from pipestatus.settings import DEFAULT_CLOUDEVENTS_TYPES
-from pipestatus_dev.world import BenchRecord
+from pipestatus_dev.world import BenchRecord, Workload, generate
+from tests.integration.kafka_tools import create_topics
+from tests.services import TestServices, temporary_database
 
 _T = TypeVar("_T")
 
@@ -422,3 +425,102 @@ def assert_same_state(expected: Mapping[str, Any], actual: Mapping[str, Any]) ->
 def report(name: str, **facts: Any) -> None:
     """One greppable line per fault scenario (docs/reliability.md quotes these)."""
     print(f"\nRELIABILITY {name} " + json.dumps(facts, sort_keys=True, default=str))
+
+
+# --------------------------------------------------------------------------- baselines
+
+PARTITIONS = 6
+
+
+@dataclass(frozen=True)
+class Backlog:
+    """A produced workload and what an undisturbed worker made of it."""
+
+    workload: Workload
+    records: list[BenchRecord]
+    topics: dict[Provider, str]
+    baseline: dict[str, Any]
+    peak_kib: int
+    drain_s: float
+
+    @property
+    def total(self) -> int:
+        return len(self.records)
+
+
+def drain_baseline(services: TestServices, logs: Path, events: int, seed: int) -> Iterator[Backlog]:
+    """Produces ``events`` records on fresh topics of ``PARTITIONS`` partitions, drains them
+    with one undisturbed worker subprocess; yields them with its database (module fixtures)."""
+    workload = generate(events, seed)
+    records = keyed_by_pipeline(workload.records)
+    topics = provider_topics(f"faults{events}")
+    run_sync(lambda: create_topics(services.kafka_bootstrap, topics.values(), PARTITIONS))
+    run_sync(lambda: produce_records(services.kafka_bootstrap, topics, records))
+    with temporary_database(services.database_url, prefix="pipestatus_baseline") as url:
+        group = f"baseline-{uuid.uuid4().hex[:8]}"
+        worker = WorkerProcess(
+            worker_env(services.kafka_bootstrap, group, topics, url), logs / "baseline.log"
+        )
+
+        async def drain() -> tuple[int, float]:
+            progress = Progress(url, group)
+            began = time.monotonic()
+            try:
+                await progress.wait_for(
+                    lambda n: n == events, worker=worker, within_s=600, what="the baseline"
+                )
+                seconds = time.monotonic() - began
+                peak = worker.vm_hwm_kib()  # read before exit: the drain's own peak
+                assert await worker.stop() == 0, worker.tail()
+            finally:
+                await progress.close()
+            return peak, seconds
+
+        worker.start()
+        try:
+            peak, seconds = run_sync(drain)
+        finally:
+            worker.ensure_dead()
+        baseline = run_sync(lambda: full_snapshot(url, topics))
+        check_against_workload(workload, baseline)
+        yield Backlog(workload, records, topics, baseline, peak, seconds)
+
+
+def check_against_workload(workload: Workload, snapshot: dict[str, Any]) -> None:
+    """The undisturbed run itself is right: every run's final state, every bad record."""
+    final = {(r["provider"], r["run_id"]): (r["state"], r["attempt"]) for r in snapshot["runs"]}
+    expected = {key: (run.state, run.attempt) for key, run in workload.expected.items()}
+    assert final == expected
+    reasons = Counter(r["reason"] for r in snapshot["dead_letters"])
+    assert reasons == Counter(workload.summary()["invalid_reasons"])
+    assert snapshot["alert_outbox"], "the workload must exercise the alert outbox too"
+
+
+def facts(backlog: Backlog, state: dict[str, Any]) -> dict[str, Any]:
+    """The counts every RELIABILITY line starts with."""
+    return {
+        "records": backlog.total,
+        "invalid": backlog.workload.summary()["invalid"],
+        "duplicates_injected": backlog.workload.summary()["duplicate"],
+        "reordered_injected": backlog.workload.summary()["late"],
+        "rows": {table: len(rows) for table, rows in state.items()},
+    }
+
+
+# --------------------------------------------------------------------------- endpoints
+
+
+async def metric(endpoint: str, line_prefix: str) -> float:
+    """The sum of the samples on ``/metrics`` whose line starts with ``line_prefix``."""
+    async with httpx.AsyncClient(timeout=10) as client:
+        text = (await client.get(f"{endpoint}/metrics")).text
+    values = [float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+              if line.startswith(line_prefix)]  # fmt: skip
+    return sum(values)
+
+
+async def status(endpoint: str, path: str) -> tuple[int, str]:
+    """Status code and body of ``GET endpoint+path``."""
+    async with httpx.AsyncClient(timeout=10) as client:
+        response = await client.get(f"{endpoint}{path}")
+    return response.status_code, response.text
