@@ -300,7 +300,7 @@ async def test_rebalance_late_joiner_and_leaver_equal_an_undisturbed_run(
 # --------------------------------------------------------------------------- backpressure
 
 
-def test_peak_memory_is_bounded_by_the_batch_not_thedrain_baseline(
+def test_peak_memory_is_bounded_by_the_batch_not_the_backlog(
     small: Backlog, large: Backlog
 ) -> None:
     """VmHWM of the worker draining 100 000 records is close to that for 20 000.
