@@ -19,7 +19,7 @@ import sys
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -254,19 +254,33 @@ class Progress:
     async def __call__(self) -> int | None:
         """The committed count, or ``None`` while the database does not answer."""
         try:
-            if self._connection is None or self._connection.is_closed():
-                self._connection = await asyncpg.connect(self._url, timeout=5)
-            value = await self._connection.fetchval(
+            value = await self._fetchval(
                 "SELECT coalesce(sum(next_offset), 0) FROM consumer_offsets WHERE group_id = $1",
                 self._group,
-                timeout=5,
             )
         except asyncpg.UndefinedTableError:
             return 0  # the worker has not migrated yet
+        return None if value is None else int(value)
+
+    async def open_transactions(self) -> int | None:
+        """Other sessions of this database inside a transaction (a worker's batch in flight)."""
+        value = await self._fetchval(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+            " AND pid <> pg_backend_pid() AND backend_type = 'client backend'"
+            " AND xact_start IS NOT NULL"
+        )
+        return None if value is None else int(value)
+
+    async def _fetchval(self, query: str, *args: object) -> Any:
+        try:
+            if self._connection is None or self._connection.is_closed():
+                self._connection = await asyncpg.connect(self._url, timeout=5)
+            return await self._connection.fetchval(query, *args, timeout=5)
+        except asyncpg.UndefinedTableError:
+            raise
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError):
             await self.close()
             return None
-        return int(value)
 
     async def wait_for(
         self,
@@ -277,9 +291,32 @@ class Progress:
         what: str = "progress",
     ) -> int:
         """Polls until ``done(count)``; fails if ``worker`` exits first."""
+        return await self._poll(self, done, worker, within_s, what, every_s=0.05)
+
+    async def wait_for_open_batch(self, worker: WorkerProcess, within_s: float = 60) -> int:
+        """Polls until a transaction of the worker is open: a fault now hits it mid-batch."""
+        return await self._poll(
+            self.open_transactions,
+            (0).__lt__,
+            worker,
+            within_s,
+            "an open transaction",
+            every_s=0.01,
+        )
+
+    @staticmethod
+    async def _poll(
+        probe: Callable[[], Awaitable[int | None]],
+        done: Callable[[int], bool],
+        worker: WorkerProcess | None,
+        within_s: float,
+        what: str,
+        *,
+        every_s: float,
+    ) -> int:
         deadline = time.monotonic() + within_s
         while True:
-            count = await self()
+            count = await probe()
             if count is not None and done(count):
                 return count
             if worker is not None and worker.returncode is not None:
@@ -289,7 +326,7 @@ class Progress:
             if time.monotonic() > deadline:
                 detail = worker.tail() if worker else ""
                 raise AssertionError(f"timed out waiting for {what} (at {count})\n{detail}")
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(every_s)
 
     async def close(self) -> None:
         connection, self._connection = self._connection, None

@@ -50,18 +50,12 @@ from tests.services import TestServices
 pytestmark = [pytest.mark.services, pytest.mark.slow]
 
 LARGE = 100_000
-SMALL = 20_000
 CRASH_SEED = 20260707
 
 
 @pytest.fixture(scope="module")
 def large(services: TestServices, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backlog]:
     yield from drain_baseline(services, tmp_path_factory.mktemp("large"), LARGE, seed=7)
-
-
-@pytest.fixture(scope="module")
-def small(services: TestServices, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backlog]:
-    yield from drain_baseline(services, tmp_path_factory.mktemp("small"), SMALL, seed=11)
 
 
 # --------------------------------------------------------------------------- crash loop
