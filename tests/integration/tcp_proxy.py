@@ -5,6 +5,9 @@ command it resets every current connection (``drop``: SO_LINGER 0, so both peers
 RST, as when a NAT or a firewall forgets a flow) or stops forwarding bytes for a while
 without closing anything (``stall``: the peers see a silent network, their kernel
 buffers fill), then forwards again. New connections are accepted throughout.
+
+``drop_at_reply`` is the lost acknowledgement: the target gets a request and acts on it,
+and the connection is reset just as its answer comes back, so the client never learns.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import asyncio
 import contextlib
 import socket
 import struct
+from dataclasses import dataclass
 from typing import Self
 
 from pipestatus.adapters.lifecycle import AsyncClosing
@@ -30,12 +34,24 @@ def _reset(writer: asyncio.StreamWriter) -> None:
     writer.transport.abort()
 
 
+@dataclass(frozen=True)
+class _ReplyDrop:
+    """Armed by ``drop_at_reply``: which request, after how much since which opener."""
+
+    request: bytes
+    opened_by: bytes
+    min_bytes: int
+    done: asyncio.Future[int]
+
+
 class _Link:
     """One proxied connection: the client's side, the target's side, two pumps."""
 
     def __init__(self, client: asyncio.StreamWriter, target: asyncio.StreamWriter) -> None:
         self.writers = (client, target)
         self.pumps: list[asyncio.Task[None]] = []
+        self.sent_since_open = 0  # client bytes since the last ``opened_by`` marker
+        self.reply_drop: _ReplyDrop | None = None
 
     def reset(self) -> None:
         for writer in self.writers:
@@ -64,9 +80,11 @@ class TcpProxy(AsyncClosing):
         self._stalls: set[asyncio.Task[None]] = set()
         self._flowing = asyncio.Event()
         self._flowing.set()
+        self._armed: _ReplyDrop | None = None
         self.accepted = 0
         self.dropped = 0
         self.stalls = 0
+        self.replies_dropped = 0
 
     @property
     def port(self) -> int:
@@ -100,6 +118,21 @@ class TcpProxy(AsyncClosing):
         self.dropped += len(links)
         return len(links)
 
+    def drop_at_reply(
+        self, request: bytes, *, opened_by: bytes, min_bytes: int
+    ) -> asyncio.Future[int]:
+        """One shot: forwards the next ``request`` (bytes in one client chunk) sent after at
+        least ``min_bytes`` since ``opened_by``, then resets that connection as the first
+        answer arrives, undelivered. The future gives the answer's withheld byte count.
+
+        For PostgreSQL, ``(b"COMMIT", opened_by=b"BEGIN", min_bytes=N)`` is a commit the
+        server made and the client never heard of, in a transaction of N bytes or more.
+        """
+        assert self._armed is None, "already armed"
+        done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._armed = _ReplyDrop(request, opened_by, min_bytes, done)
+        return done
+
     def stall(self, seconds: float) -> asyncio.Task[None]:
         """Stops forwarding now, either way, closing nothing; flows again after ``seconds``.
 
@@ -123,6 +156,8 @@ class TcpProxy(AsyncClosing):
         if server is None:
             return
         server.close()
+        if self._armed is not None:
+            self._armed.done.cancel()
         for link in list(self._links):
             link.reset()
         self._links.clear()
@@ -151,8 +186,8 @@ class TcpProxy(AsyncClosing):
         link = _Link(writer, target_writer)
         self._links.add(link)
         link.pumps = [
-            asyncio.create_task(self._pump(reader, target_writer)),
-            asyncio.create_task(self._pump(target_reader, writer)),
+            asyncio.create_task(self._pump(reader, target_writer, link, upstream=True)),
+            asyncio.create_task(self._pump(target_reader, writer, link, upstream=False)),
         ]
         try:
             await asyncio.wait(link.pumps, return_when=asyncio.FIRST_COMPLETED)
@@ -164,7 +199,14 @@ class TcpProxy(AsyncClosing):
                 self._links.discard(link)
                 link.close()
 
-    async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _pump(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        link: _Link,
+        *,
+        upstream: bool,
+    ) -> None:
         with contextlib.suppress(OSError):
             while True:
                 await self._flowing.wait()
@@ -172,5 +214,31 @@ class TcpProxy(AsyncClosing):
                 if not data:
                     return
                 await self._flowing.wait()  # a chunk read just before a stall waits too
+                if upstream:
+                    self._watch_request(link, data)
+                elif link.reply_drop is not None:
+                    self._drop_reply(link, len(data))
+                    return
                 writer.write(data)
                 await writer.drain()
+
+    def _watch_request(self, link: _Link, data: bytes) -> None:
+        armed = self._armed
+        if armed is None:
+            return
+        opener = data.rfind(armed.opened_by)
+        link.sent_since_open = (
+            len(data) - opener if opener >= 0 else link.sent_since_open + len(data)
+        )
+        if armed.request in data and link.sent_since_open >= armed.min_bytes:
+            self._armed, link.reply_drop = None, armed  # before the request is forwarded
+
+    def _drop_reply(self, link: _Link, withheld: int) -> None:
+        armed = link.reply_drop
+        assert armed is not None
+        self._links.discard(link)
+        link.reset()
+        self.dropped += 1
+        self.replies_dropped += 1
+        if not armed.done.done():
+            armed.done.set_result(withheld)
