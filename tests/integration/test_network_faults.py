@@ -4,8 +4,9 @@ Each scenario drains the 20 000-record mixed backlog of the ``small`` fixture (c
 shared with ``test_faults.py``) and ends with the database equal, table by table, to that
 of an undisturbed worker:
 
-- database connections reset (RST) mid-batch four times, then stalled twice for 3 s,
-  through the tests' own TCP proxy (``tcp_proxy.py``) between the worker and PostgreSQL;
+- database connections reset (RST) mid-batch four times, reset twice just as the server
+  answers a batch's COMMIT (committed, but the worker never hears it), then stalled twice
+  for 3 s, through the tests' own TCP proxy (``tcp_proxy.py``) between worker and server;
 - broker connections reset and stalled the same way, on a dedicated Tansu whose
   advertised listener is the proxy, so metadata sends every data connection through it;
 - PostgreSQL SIGKILLed (the postmaster) three times while a batch's transaction is open,
@@ -57,8 +58,12 @@ pytestmark = [pytest.mark.services, pytest.mark.slow]
 
 BATCH = "500"
 STALL_S = 3.0
-DROPS_AT = (0.15, 0.3, 0.45, 0.6)  # fractions of the backlog committed
+DROPS_AT = (0.1, 0.2, 0.3, 0.4)  # fractions of the backlog committed
+COMMIT_CUTS_AT = (0.5, 0.6)
 STALLS_AT = (0.7, 0.85)
+#: Client bytes a transaction must have sent for its COMMIT's reply to be cut: a batch's
+#: (hundreds of records as parameters) are far above, the alert dispatcher's far below.
+BATCH_TRANSACTION_BYTES = 32 * 1024
 KILLS_AT = (0.25, 0.5, 0.75)
 
 Fault = Callable[[], Awaitable[dict[str, Any]]]
@@ -150,8 +155,22 @@ def stalling(proxy: TcpProxy) -> Fault:
     return stall
 
 
-def network_faults(proxy: TcpProxy) -> list[tuple[float, Fault]]:
-    return [(at, dropping(proxy)) for at in DROPS_AT] + [(at, stalling(proxy)) for at in STALLS_AT]
+def cutting_commit_reply(proxy: TcpProxy) -> Fault:
+    async def cut() -> dict[str, Any]:
+        withheld = await asyncio.wait_for(
+            proxy.drop_at_reply(b"COMMIT", opened_by=b"BEGIN", min_bytes=BATCH_TRANSACTION_BYTES),
+            60,
+        )
+        return {"fault": "commit_reply_cut", "reply_bytes_withheld": withheld}
+
+    return cut
+
+
+def network_faults(proxy: TcpProxy, *, commit_cuts: bool = False) -> list[tuple[float, Fault]]:
+    faults = [(at, dropping(proxy)) for at in DROPS_AT]
+    if commit_cuts:
+        faults += [(at, cutting_commit_reply(proxy)) for at in COMMIT_CUTS_AT]
+    return faults + [(at, stalling(proxy)) for at in STALLS_AT]
 
 
 def through(proxy: TcpProxy, url: str) -> str:
@@ -163,17 +182,22 @@ def through(proxy: TcpProxy, url: str) -> str:
 
 
 def counts(proxy: TcpProxy) -> dict[str, int]:
-    return {"accepted": proxy.accepted, "dropped": proxy.dropped, "stalls": proxy.stalls}
+    return {
+        "accepted": proxy.accepted,
+        "dropped": proxy.dropped,
+        "stalls": proxy.stalls,
+        "replies_dropped": proxy.replies_dropped,
+    }
 
 
 # --------------------------------------------------------------------------- database link
 
 
 @pytest.mark.timeout(300)
-async def test_database_connections_reset_and_stalled_mid_batch(
+async def test_database_connections_reset_mid_batch_and_at_commit_and_stalled(
     services: TestServices, small: Backlog, tmp_path: Path
 ) -> None:
-    """The worker reaches PostgreSQL through the proxy: 4 resets, 2 stalls of 3 s."""
+    """The worker reaches PostgreSQL through the proxy: 4 resets, 2 unheard COMMITs, 2 stalls."""
     target = urlsplit(services.database_url)
     assert target.hostname is not None
     assert target.port is not None
@@ -188,10 +212,21 @@ async def test_database_connections_reset_and_stalled_mid_batch(
             )
             run = await drain_with_faults(
                 env, url=url, backlog=small, log=tmp_path / "worker.log",
-                faults=network_faults(proxy),
+                faults=network_faults(proxy, commit_cuts=True),
             )  # fmt: skip
     assert run.retries["database"] > 0, "a reset mid-transaction must fail that batch once"
-    reported("database_connection_resets_and_stalls", small, run, proxy=counts(proxy))
+    # A batch whose commit went unheard is committed again: every record of it is then
+    # found already applied (event claims), so the worker counts more duplicates than the
+    # backlog holds, and the database still equals the baseline.
+    reapplied = run.summary["duplicate"] - small.workload.summary()["duplicate"]
+    assert reapplied > 0, "no batch was committed twice: the COMMIT cuts missed"
+    reported(
+        "database_connection_resets_commit_cuts_and_stalls",
+        small,
+        run,
+        proxy=counts(proxy),
+        found_already_applied=reapplied,
+    )
 
 
 # --------------------------------------------------------------------------- broker link
