@@ -1,8 +1,8 @@
 """Fault-injection helpers: worker subprocesses, realistic backlogs, whole-database diffs.
 
-Used by ``test_faults.py`` (issue #7). A worker here is always the real command
-(``python -m pipestatus worker``) in its own process, so SIGKILL, SIGTERM and
-``/proc/<pid>/status`` mean what they mean in production.
+Used by ``test_faults.py`` (issue #7) and ``test_network_faults.py`` (issue 11). A worker
+here is always the real command (``python -m pipestatus worker``) in its own process, so
+SIGKILL, SIGTERM and ``/proc/<pid>/status`` mean what they mean in production.
 """
 
 from __future__ import annotations
@@ -19,19 +19,23 @@ import sys
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Coroutine, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
 import asyncpg
+import httpx
 from aiokafka import AIOKafkaProducer
 
 from pipestatus.domain.states import Provider
 from pipestatus.intake import Accepted, InboundRecord, Routing, prepare
 from pipestatus.settings import DEFAULT_CLOUDEVENTS_TYPES
-from pipestatus_dev.world import BenchRecord
+from pipestatus_dev.provision.databases import temporary_database
+from pipestatus_dev.provision.services import TestServices
+from pipestatus_dev.world import BenchRecord, Workload, generate
+from tests.integration.kafka_tools import create_topics
 
 _T = TypeVar("_T")
 
@@ -251,19 +255,33 @@ class Progress:
     async def __call__(self) -> int | None:
         """The committed count, or ``None`` while the database does not answer."""
         try:
-            if self._connection is None or self._connection.is_closed():
-                self._connection = await asyncpg.connect(self._url, timeout=5)
-            value = await self._connection.fetchval(
+            value = await self._fetchval(
                 "SELECT coalesce(sum(next_offset), 0) FROM consumer_offsets WHERE group_id = $1",
                 self._group,
-                timeout=5,
             )
         except asyncpg.UndefinedTableError:
             return 0  # the worker has not migrated yet
+        return None if value is None else int(value)
+
+    async def open_transactions(self) -> int | None:
+        """Other sessions of this database inside a transaction (a worker's batch in flight)."""
+        value = await self._fetchval(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+            " AND pid <> pg_backend_pid() AND backend_type = 'client backend'"
+            " AND xact_start IS NOT NULL"
+        )
+        return None if value is None else int(value)
+
+    async def _fetchval(self, query: str, *args: object) -> Any:
+        try:
+            if self._connection is None or self._connection.is_closed():
+                self._connection = await asyncpg.connect(self._url, timeout=5)
+            return await self._connection.fetchval(query, *args, timeout=5)
+        except asyncpg.UndefinedTableError:
+            raise
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError):
             await self.close()
             return None
-        return int(value)
 
     async def wait_for(
         self,
@@ -274,9 +292,32 @@ class Progress:
         what: str = "progress",
     ) -> int:
         """Polls until ``done(count)``; fails if ``worker`` exits first."""
+        return await self._poll(self, done, worker, within_s, what, every_s=0.05)
+
+    async def wait_for_open_batch(self, worker: WorkerProcess, within_s: float = 60) -> int:
+        """Polls until a transaction of the worker is open: a fault now hits it mid-batch."""
+        return await self._poll(
+            self.open_transactions,
+            (0).__lt__,
+            worker,
+            within_s,
+            "an open transaction",
+            every_s=0.01,
+        )
+
+    @staticmethod
+    async def _poll(
+        probe: Callable[[], Awaitable[int | None]],
+        done: Callable[[int], bool],
+        worker: WorkerProcess | None,
+        within_s: float,
+        what: str,
+        *,
+        every_s: float,
+    ) -> int:
         deadline = time.monotonic() + within_s
         while True:
-            count = await self()
+            count = await probe()
             if count is not None and done(count):
                 return count
             if worker is not None and worker.returncode is not None:
@@ -286,7 +327,7 @@ class Progress:
             if time.monotonic() > deadline:
                 detail = worker.tail() if worker else ""
                 raise AssertionError(f"timed out waiting for {what} (at {count})\n{detail}")
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(every_s)
 
     async def close(self) -> None:
         connection, self._connection = self._connection, None
@@ -422,3 +463,102 @@ def assert_same_state(expected: Mapping[str, Any], actual: Mapping[str, Any]) ->
 def report(name: str, **facts: Any) -> None:
     """One greppable line per fault scenario (docs/reliability.md quotes these)."""
     print(f"\nRELIABILITY {name} " + json.dumps(facts, sort_keys=True, default=str))
+
+
+# --------------------------------------------------------------------------- baselines
+
+PARTITIONS = 6
+
+
+@dataclass(frozen=True)
+class Backlog:
+    """A produced workload and what an undisturbed worker made of it."""
+
+    workload: Workload
+    records: list[BenchRecord]
+    topics: dict[Provider, str]
+    baseline: dict[str, Any]
+    peak_kib: int
+    drain_s: float
+
+    @property
+    def total(self) -> int:
+        return len(self.records)
+
+
+def drain_baseline(services: TestServices, logs: Path, events: int, seed: int) -> Iterator[Backlog]:
+    """Produces ``events`` records on fresh topics of ``PARTITIONS`` partitions, drains them
+    with one undisturbed worker subprocess; yields them with its database (module fixtures)."""
+    workload = generate(events, seed)
+    records = keyed_by_pipeline(workload.records)
+    topics = provider_topics(f"faults{events}")
+    run_sync(lambda: create_topics(services.kafka_bootstrap, topics.values(), PARTITIONS))
+    run_sync(lambda: produce_records(services.kafka_bootstrap, topics, records))
+    with temporary_database(services.database_url, prefix="pipestatus_baseline") as url:
+        group = f"baseline-{uuid.uuid4().hex[:8]}"
+        worker = WorkerProcess(
+            worker_env(services.kafka_bootstrap, group, topics, url), logs / "baseline.log"
+        )
+
+        async def drain() -> tuple[int, float]:
+            progress = Progress(url, group)
+            began = time.monotonic()
+            try:
+                await progress.wait_for(
+                    lambda n: n == events, worker=worker, within_s=600, what="the baseline"
+                )
+                seconds = time.monotonic() - began
+                peak = worker.vm_hwm_kib()  # read before exit: the drain's own peak
+                assert await worker.stop() == 0, worker.tail()
+            finally:
+                await progress.close()
+            return peak, seconds
+
+        worker.start()
+        try:
+            peak, seconds = run_sync(drain)
+        finally:
+            worker.ensure_dead()
+        baseline = run_sync(lambda: full_snapshot(url, topics))
+        check_against_workload(workload, baseline)
+        yield Backlog(workload, records, topics, baseline, peak, seconds)
+
+
+def check_against_workload(workload: Workload, snapshot: dict[str, Any]) -> None:
+    """The undisturbed run itself is right: every run's final state, every bad record."""
+    final = {(r["provider"], r["run_id"]): (r["state"], r["attempt"]) for r in snapshot["runs"]}
+    expected = {key: (run.state, run.attempt) for key, run in workload.expected.items()}
+    assert final == expected
+    reasons = Counter(r["reason"] for r in snapshot["dead_letters"])
+    assert reasons == Counter(workload.summary()["invalid_reasons"])
+    assert snapshot["alert_outbox"], "the workload must exercise the alert outbox too"
+
+
+def facts(backlog: Backlog, state: dict[str, Any]) -> dict[str, Any]:
+    """The counts every RELIABILITY line starts with."""
+    return {
+        "records": backlog.total,
+        "invalid": backlog.workload.summary()["invalid"],
+        "duplicates_injected": backlog.workload.summary()["duplicate"],
+        "reordered_injected": backlog.workload.summary()["late"],
+        "rows": {table: len(rows) for table, rows in state.items()},
+    }
+
+
+# --------------------------------------------------------------------------- endpoints
+
+
+async def metric(endpoint: str, line_prefix: str) -> float:
+    """The sum of the samples on ``/metrics`` whose line starts with ``line_prefix``."""
+    async with httpx.AsyncClient(timeout=10) as client:
+        text = (await client.get(f"{endpoint}/metrics")).text
+    values = [float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+              if line.startswith(line_prefix)]  # fmt: skip
+    return sum(values)
+
+
+async def status(endpoint: str, path: str) -> tuple[int, str]:
+    """Status code and body of ``GET endpoint+path``."""
+    async with httpx.AsyncClient(timeout=10) as client:
+        response = await client.get(f"{endpoint}{path}")
+    return response.status_code, response.text

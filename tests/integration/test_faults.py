@@ -22,123 +22,40 @@ import asyncio
 import random
 import time
 import uuid
-from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-import httpx
 import pytest
 
-from pipestatus.domain.states import Provider
 from pipestatus_dev.embedded import EmbeddedPostgres
-from pipestatus_dev.provision.databases import temporary_database
 from pipestatus_dev.provision.services import TestServices
-from pipestatus_dev.world import BenchRecord, Workload, generate
 from tests.integration.fault_tools import (
+    PARTITIONS,
+    Backlog,
     Progress,
     WorkerProcess,
     assert_same_state,
+    drain_baseline,
+    facts,
     full_snapshot,
-    keyed_by_pipeline,
+    metric,
     produce_records,
     provider_topics,
     report,
-    run_sync,
+    status,
     worker_env,
 )
 from tests.integration.kafka_tools import create_topics
 
 pytestmark = [pytest.mark.services, pytest.mark.slow]
 
-PARTITIONS = 6
 LARGE = 100_000
-SMALL = 20_000
 CRASH_SEED = 20260707
-
-
-@dataclass(frozen=True)
-class Backlog:
-    """A produced workload and what an undisturbed worker made of it."""
-
-    workload: Workload
-    records: list[BenchRecord]
-    topics: dict[Provider, str]
-    baseline: dict[str, Any]
-    peak_kib: int
-    drain_s: float
-
-    @property
-    def total(self) -> int:
-        return len(self.records)
-
-
-def _backlog(services: TestServices, logs: Path, events: int, seed: int) -> Iterator[Backlog]:
-    """Produces ``events`` records, drains them with one undisturbed worker subprocess."""
-    workload = generate(events, seed)
-    records = keyed_by_pipeline(workload.records)
-    topics = provider_topics(f"faults{events}")
-    run_sync(lambda: create_topics(services.kafka_bootstrap, topics.values(), PARTITIONS))
-    run_sync(lambda: produce_records(services.kafka_bootstrap, topics, records))
-    with temporary_database(services.database_url, prefix="pipestatus_baseline") as url:
-        group = f"baseline-{uuid.uuid4().hex[:8]}"
-        worker = WorkerProcess(
-            worker_env(services.kafka_bootstrap, group, topics, url), logs / "baseline.log"
-        )
-
-        async def drain() -> tuple[int, float]:
-            progress = Progress(url, group)
-            began = time.monotonic()
-            try:
-                await progress.wait_for(
-                    lambda n: n == events, worker=worker, within_s=600, what="the baseline"
-                )
-                seconds = time.monotonic() - began
-                peak = worker.vm_hwm_kib()  # read before exit: the drain's own peak
-                assert await worker.stop() == 0, worker.tail()
-            finally:
-                await progress.close()
-            return peak, seconds
-
-        worker.start()
-        try:
-            peak, seconds = run_sync(drain)
-        finally:
-            worker.ensure_dead()
-        baseline = run_sync(lambda: full_snapshot(url, topics))
-        _check_against_workload(workload, baseline)
-        yield Backlog(workload, records, topics, baseline, peak, seconds)
-
-
-def _check_against_workload(workload: Workload, snapshot: dict[str, Any]) -> None:
-    """The undisturbed run itself is right: every run's final state, every bad record."""
-    final = {(r["provider"], r["run_id"]): (r["state"], r["attempt"]) for r in snapshot["runs"]}
-    expected = {key: (run.state, run.attempt) for key, run in workload.expected.items()}
-    assert final == expected
-    reasons = Counter(r["reason"] for r in snapshot["dead_letters"])
-    assert reasons == Counter(workload.summary()["invalid_reasons"])
-    assert snapshot["alert_outbox"], "the workload must exercise the alert outbox too"
 
 
 @pytest.fixture(scope="module")
 def large(services: TestServices, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backlog]:
-    yield from _backlog(services, tmp_path_factory.mktemp("large"), LARGE, seed=7)
-
-
-@pytest.fixture(scope="module")
-def small(services: TestServices, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backlog]:
-    yield from _backlog(services, tmp_path_factory.mktemp("small"), SMALL, seed=11)
-
-
-def _facts(backlog: Backlog, state: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "records": backlog.total,
-        "invalid": backlog.workload.summary()["invalid"],
-        "duplicates_injected": backlog.workload.summary()["duplicate"],
-        "reordered_injected": backlog.workload.summary()["late"],
-        "rows": {table: len(rows) for table, rows in state.items()},
-    }
+    yield from drain_baseline(services, tmp_path_factory.mktemp("large"), LARGE, seed=7)
 
 
 # --------------------------------------------------------------------------- crash loop
@@ -206,7 +123,7 @@ async def test_crash_loop_five_sigkills_on_a_100k_backlog_equals_an_undisturbed_
     difference = assert_same_state(large.baseline, state)
     report(
         "crash_loop",
-        **_facts(large, state),
+        **facts(large, state),
         kills=kills,
         final_worker_records=summary["records"],
         lost=sum(difference.lost.values()),
@@ -215,20 +132,6 @@ async def test_crash_loop_five_sigkills_on_a_100k_backlog_equals_an_undisturbed_
 
 
 # --------------------------------------------------------------------------- database outage
-
-
-async def _metric(endpoint: str, line_prefix: str) -> float:
-    async with httpx.AsyncClient(timeout=10) as client:
-        text = (await client.get(f"{endpoint}/metrics")).text
-    values = [float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-              if line.startswith(line_prefix)]  # fmt: skip
-    return sum(values)
-
-
-async def _status(endpoint: str, path: str) -> tuple[int, str]:
-    async with httpx.AsyncClient(timeout=10) as client:
-        response = await client.get(f"{endpoint}{path}")
-    return response.status_code, response.text
 
 
 @pytest.mark.timeout(600)
@@ -257,7 +160,7 @@ async def test_database_outage_of_ten_seconds_mid_run(
             assert endpoint is not None, worker.tail()
 
             async def unready() -> bool:
-                code, body = await _status(endpoint, "/readyz")
+                code, body = await status(endpoint, "/readyz")
                 return code == 503 and "database unreachable" in body
 
             while not await unready():
@@ -266,12 +169,12 @@ async def test_database_outage_of_ten_seconds_mid_run(
             retries_prefix = 'pipestatus_dependency_retries_total{dependency="database"}'
             while time.monotonic() - down_at < 10:
                 assert worker.returncode is None, worker.tail()
-                assert (await _status(endpoint, "/healthz"))[0] == 200
+                assert (await status(endpoint, "/healthz"))[0] == 200
                 assert await unready()
                 await asyncio.sleep(0.5)
-            retries_during = await _metric(endpoint, retries_prefix)
+            retries_during = await metric(endpoint, retries_prefix)
             assert retries_during > 0
-            assert await _metric(endpoint, "pipestatus_database_up ") == 0
+            assert await metric(endpoint, "pipestatus_database_up ") == 0
             outage_s = time.monotonic() - down_at
             await asyncio.to_thread(database.resume)
 
@@ -279,10 +182,10 @@ async def test_database_outage_of_ten_seconds_mid_run(
                 lambda n: n == small.total, worker=worker, what="catching up after the outage"
             )
             deadline = time.monotonic() + 60
-            while (await _status(endpoint, "/readyz"))[0] != 200:
+            while (await status(endpoint, "/readyz"))[0] != 200:
                 assert time.monotonic() < deadline, "/readyz never recovered"
                 await asyncio.sleep(0.2)
-            retries = await _metric(endpoint, retries_prefix)
+            retries = await metric(endpoint, retries_prefix)
             assert await worker.stop() == 0, worker.tail()
         finally:
             worker.ensure_dead()
@@ -295,7 +198,7 @@ async def test_database_outage_of_ten_seconds_mid_run(
     difference = assert_same_state(small.baseline, state)
     report(
         "database_outage",
-        **_facts(small, state),
+        **facts(small, state),
         committed_before_outage=at_outage,
         outage_seconds=round(outage_s, 1),
         database_retries=retries,
@@ -376,7 +279,7 @@ async def test_rebalance_late_joiner_and_leaver_equal_an_undisturbed_run(
     difference = assert_same_state(small.baseline, state)
     report(
         f"rebalance_{leaving.lower()}",
-        **_facts(small, state),
+        **facts(small, state),
         committed_when_b_joined=at_join,
         committed_when_a_left=at_leave,
         a_assignments=a.assigned_counts(),

@@ -26,6 +26,8 @@ class EmbeddedKafka(EmbeddedService):
 
     ``bootstrap_servers`` is ``"127.0.0.1:PORT"``. Tansu has no idempotent
     producer and no transactions (InitProducerId fails); see docs/notes-embedded.md.
+    ``advertised_port`` makes the broker tell clients (in metadata) to connect to another
+    port of 127.0.0.1 than the one it listens on: a proxy's, for network-fault tests.
     """
 
     _what = "embedded Kafka (Tansu)"
@@ -34,6 +36,7 @@ class EmbeddedKafka(EmbeddedService):
         self,
         *,
         port: int | None = None,
+        advertised_port: int | None = None,
         cluster_id: str | None = None,
         binary: str | os.PathLike[str] | None = None,
         startup_timeout: float = 30.0,
@@ -45,6 +48,7 @@ class EmbeddedKafka(EmbeddedService):
             startup_timeout=startup_timeout, stop_timeout=stop_timeout, keep_logs=keep_logs
         )
         self._requested_port = port
+        self.advertised_port = advertised_port
         self.cluster_id = cluster_id or f"pipestatus-{uuid.uuid4().hex[:12]}"
         self._binary = Path(binary) if binary is not None else None
         self.rust_log = rust_log
@@ -80,6 +84,7 @@ class EmbeddedKafka(EmbeddedService):
             port = self._requested_port or free_port()
             self._port = port
             url = f"tcp://{LOOPBACK}:{port}"
+            advertised = f"tcp://{LOOPBACK}:{self.advertised_port or port}"
             argv = [
                 str(binary),
                 "broker",
@@ -88,7 +93,7 @@ class EmbeddedKafka(EmbeddedService):
                 "--listener-url",
                 url,
                 "--advertised-listener-url",
-                url,
+                advertised,
                 "--storage-engine",
                 "memory://tansu/",
             ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import pwd
@@ -29,6 +30,36 @@ from pipestatus_dev.embedded.process import (
 )
 
 _log = logging.getLogger(__name__)
+
+
+def _stat(pid: int) -> tuple[str, int, str] | None:
+    """(state, parent pid, start time) from ``/proc/<pid>/stat``; None once it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return fields[0], int(fields[1]), fields[19]
+
+
+def children_of(pid: int) -> dict[int, str]:
+    """The live children of ``pid`` (Linux ``/proc``), each with its start time."""
+    children = {}
+    for entry in Path("/proc").glob("[0-9]*"):
+        stat = _stat(int(entry.name))
+        if stat is not None and stat[1] == pid and stat[0] != "Z":
+            children[int(entry.name)] = stat[2]
+    return children
+
+
+def still_running(processes: Mapping[int, str]) -> list[int]:
+    """Those of ``processes`` (pid: start time, from ``children_of``) not yet exited."""
+    running = []
+    for pid, started in processes.items():
+        stat = _stat(pid)
+        if stat is not None and stat[2] == started and stat[0] != "Z":
+            running.append(pid)
+    return running
+
 
 # ---------------------------------------------------------------------- PostgreSQL
 
@@ -200,8 +231,35 @@ class EmbeddedPostgres(EmbeddedService):
             raise EmbeddedServiceError(f"{self._what} is not running")
         terminate(proc, self._stop_steps())
 
+    def kill(self) -> None:
+        """SIGKILL of the postmaster, keeping data and port: a crash, for fault tests.
+
+        Its backends notice the postmaster is gone and exit (a transaction in flight is
+        lost or committed, never half); this waits for them, as a restart refuses to
+        start while they hold the shared memory, and SIGKILLs any left after the stop
+        timeout. ``resume()`` restarts it with crash recovery. PostgreSQL puts each
+        child in a session of its own, so they are found as the postmaster's children,
+        listed while it is stopped (SIGSTOP: it forks no new one before the SIGKILL).
+        """
+        proc, self._proc = self._proc, None
+        if proc is None:
+            raise EmbeddedServiceError(f"{self._what} is not running")
+        proc.send_signal(signal.SIGSTOP)
+        backends = children_of(proc.pid)
+        proc.kill()
+        proc.wait(self.stop_timeout)
+        deadline = time.monotonic() + self.stop_timeout
+        while left := still_running(backends):
+            if time.monotonic() > deadline:
+                _log.warning("%d backends outlived the killed postmaster; killing them", len(left))
+                for pid in left:
+                    with contextlib.suppress(ProcessLookupError, PermissionError):
+                        os.kill(pid, signal.SIGKILL)
+                deadline = time.monotonic() + self.stop_timeout
+            time.sleep(0.02)
+
     def resume(self) -> None:
-        """Starts the server again on the same port and data after ``interrupt()``."""
+        """Starts the server again on the same port and data after ``interrupt()``/``kill()``."""
         if self._proc is not None or self._server is None:
             raise EmbeddedServiceError(f"{self._what} is not interrupted")
         argv, env, workdir, run_as = self._server
