@@ -46,3 +46,9 @@ def test_digest_is_stable_across_versions() -> None:
     expected = hashlib.sha256(f"codat\n{canonical}".encode()).hexdigest()
     assert event_identity(provider="codat", document=document) == f"sha256:{expected}"
     assert json.loads(canonical) == document
+
+
+def test_a_bare_tiny_float_falls_back_too() -> None:
+    """Found by the property test: a top-level 1e-05 has no ``:``, ``,`` or ``[`` before it."""
+    assert canonical_json(1e-05) == b"1e-05"
+    assert canonical_json(-1e-05) == b"-1e-05"

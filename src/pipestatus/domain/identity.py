@@ -13,7 +13,7 @@ import orjson
 #: 1e-4, as negative exponents (``1.5e-7`` / ``1.5e-07``) or tiny decimals (``0.00001`` /
 #: ``1e-05``). Matched loosely (a string holding ``2e-3`` matches too), which only costs a
 #: slower digest; the substring tests first keep the regex off nearly every document.
-_FLOAT_SPELLED_DIFFERENTLY: Final = re.compile(rb"[0-9]e-|[:,\[]-?0\.0000")
+_FLOAT_SPELLED_DIFFERENTLY: Final = re.compile(rb"[0-9]e-|(?:^|[:,\[])-?0\.0000")
 
 
 def event_identity(
