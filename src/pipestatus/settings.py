@@ -9,10 +9,11 @@ from __future__ import annotations
 from typing import Literal
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import BaseModel, Field, SecretStr, ValidationError
+from pydantic import BaseModel, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from pipestatus.domain.states import Provider
+from pipestatus.edge.signatures import signing_key
 from pipestatus.errors import ConfigError
 
 DEFAULT_TOPICS: dict[str, Provider] = {
@@ -152,6 +153,60 @@ class HttpSettings(BaseModel):
     enabled: bool = Field(True, description="serve the endpoints")
 
 
+class SourceSettings(BaseModel):
+    """One sender of webhooks, served at ``POST /webhooks/{name}``."""
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]{0,62}$", description="path segment, label")
+    provider: Provider
+    verify: Literal["standard-webhooks", "token", "none"] = Field(
+        description="Standard Webhooks signatures, a shared token header, or nothing (explicit)"
+    )
+    #: ``whsec_…`` signing secrets (``standard-webhooks``; several while rotating) or
+    #: accepted tokens (``token``).
+    secrets: list[SecretStr] = Field(default_factory=list)
+    token_header: str = Field("x-pipestatus-token", description="header holding the token")
+    topic: str | None = Field(None, description="default: the provider's topic")
+
+    @model_validator(mode="after")
+    def _secrets_fit_the_scheme(self) -> SourceSettings:
+        if self.verify != "none" and not self.secrets:
+            raise ValueError(f"source {self.name!r}: verify={self.verify} needs secrets")
+        if self.verify == "standard-webhooks":
+            for secret in self.secrets:
+                try:
+                    signing_key(secret.get_secret_value())
+                except ConfigError as exc:
+                    raise ValueError(f"source {self.name!r}: {exc}") from None
+        return self
+
+
+class IngressSettings(BaseModel):
+    """The webhook ingress (``pipestatus ingress``)."""
+
+    host: str = Field("127.0.0.1", description="bind address (`0.0.0.0` in containers)")
+    port: int = Field(8088, ge=0, le=65535, description="port (0 picks a free one)")
+    max_body_bytes: int = Field(
+        1024 * 1024, ge=256, description="larger requests get 413 before they are read whole"
+    )
+    tolerance_s: float = Field(
+        300.0, gt=0, description="Standard Webhooks: accepted clock skew of webhook-timestamp"
+    )
+    produce_timeout_s: float = Field(
+        10.0, gt=0, description="broker acknowledgement wait before answering 503"
+    )
+    retry_after_s: int = Field(30, ge=1, description="`Retry-After` of a 503")
+    sources: list[SourceSettings] = Field(
+        default_factory=list, description="JSON list of sources (see README)"
+    )
+
+    @model_validator(mode="after")
+    def _names_are_unique(self) -> IngressSettings:
+        names = [source.name for source in self.sources]
+        if len(set(names)) != len(names):
+            raise ValueError("source names must be unique")
+        return self
+
+
 class Settings(BaseSettings):
     """All of pipestatus's configuration."""
 
@@ -164,6 +219,7 @@ class Settings(BaseSettings):
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
     alerts: AlertSettings = Field(default_factory=AlertSettings)
     http: HttpSettings = Field(default_factory=HttpSettings)
+    ingress: IngressSettings = Field(default_factory=IngressSettings)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["text", "json"] = "text"
 

@@ -7,6 +7,7 @@ generated block in docs/configuration.md and the README's table equal to the mod
 
     python -m pipestatus_dev.configdoc             # the environment-variable table
     python -m pipestatus_dev.configdoc receivers   # the receiver-object table
+    python -m pipestatus_dev.configdoc sources     # the ingress source-object table
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import pydantic_core
 from pydantic import BaseModel, SecretBytes, SecretStr
 from pydantic.fields import FieldInfo
 
-from pipestatus.settings import ReceiverSettings, Settings
+from pipestatus.settings import ReceiverSettings, Settings, SourceSettings
 
 #: Descriptions of fields the model leaves undescribed (keys: dotted field paths).
 #: A test fails when a field has neither, or when a key here names no field.
@@ -42,6 +43,9 @@ EXTRA_DESCRIPTIONS: dict[str, str] = {
     "receiver.secret": "required by `webhook`: Standard Webhooks signing secret `whsec_<base64>`",
     "receiver.routing_key": "required by `pagerduty`: the integration (routing) key",
     "receiver.timeout_s": "seconds one delivery may take",
+    "source.provider": "whose payloads the source delivers (routes the record)",
+    "source.secrets": "`standard-webhooks`: `whsec_<base64>` signing secrets, several while "
+    "rotating; `token`: the accepted tokens",
 }
 
 _SECRET_TYPES = (SecretStr, SecretBytes)
@@ -79,6 +83,15 @@ def receiver_table() -> str:
     rows = [
         (f"`{field.name}`", field.type, field.default, field.description)
         for field in object_fields(ReceiverSettings, "receiver")
+    ]
+    return _table(("field", "type", "default", "description"), rows)
+
+
+def source_table() -> str:
+    """The Markdown table of the fields of one ``PIPESTATUS_INGRESS__SOURCES`` object."""
+    rows = [
+        (f"`{field.name}`", field.type, field.default, field.description)
+        for field in object_fields(SourceSettings, "source")
     ]
     return _table(("field", "type", "default", "description"), rows)
 
@@ -263,4 +276,5 @@ def _cell(text: str) -> str:
 
 if __name__ == "__main__":
     which = sys.argv[1] if len(sys.argv) > 1 else "variables"
-    print(receiver_table() if which == "receivers" else configuration_table())
+    tables = {"receivers": receiver_table, "sources": source_table}
+    print(tables.get(which, configuration_table)())

@@ -11,6 +11,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "src" / "pipestatus"
 PURE = [
     *sorted((PACKAGE / "domain").rglob("*.py")),
     *sorted((PACKAGE / "providers").rglob("*.py")),
+    *sorted((PACKAGE / "edge").rglob("*.py")),
     PACKAGE / "intake.py",
     PACKAGE / "errors.py",
 ]

@@ -35,13 +35,14 @@ from pipestatus.app import routing_from
 from pipestatus.domain.states import Provider
 from pipestatus.intake import Accepted, InboundRecord, Routing, prepare
 from pipestatus.providers import PROVIDERS
-from pipestatus.settings import DEFAULT_TOPICS, ReceiverSettings, Settings
+from pipestatus.settings import DEFAULT_TOPICS, ReceiverSettings, Settings, SourceSettings
 from pipestatus_dev.configdoc import (
     EXTRA_DESCRIPTIONS,
     Variable,
     configuration_table,
     object_fields,
     receiver_table,
+    source_table,
     variables,
 )
 
@@ -287,10 +288,15 @@ def test_configuration_md_table_is_generated_from_the_settings() -> None:
     text = CONFIGURATION.read_text(encoding="utf-8")
     assert _block(text, "config-table") == configuration_table()
     assert _block(text, "receiver-table") == receiver_table()
+    assert _block(text, "source-table") == source_table()
 
 
 def test_every_setting_is_described() -> None:
-    described = [*variables(), *object_fields(ReceiverSettings, "receiver")]
+    described = [
+        *variables(),
+        *object_fields(ReceiverSettings, "receiver"),
+        *object_fields(SourceSettings, "source"),
+    ]
     missing = [v.path for v in described if not v.description]
     assert not missing, f"add a Field description (or configdoc.EXTRA_DESCRIPTIONS): {missing}"
     unused = set(EXTRA_DESCRIPTIONS) - {v.path for v in described}
@@ -342,6 +348,8 @@ def _sample(annotation: Any) -> Any:
         return Provider.codat.value
     if annotation is ReceiverSettings:
         return {"name": "docs", "type": "alertmanager", "url": "http://alertmanager:9093"}
+    if annotation is SourceSettings:
+        return {"name": "docs", "provider": "codat", "verify": "none"}
     return {str: "docs-sample", int: 7, float: 7.5}[annotation]
 
 

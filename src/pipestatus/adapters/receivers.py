@@ -8,10 +8,7 @@ Secrets (signing secret, routing key, URL passwords) never reach a message or a 
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
-import hmac
 import json
 import time
 from collections.abc import Mapping
@@ -22,6 +19,8 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from pipestatus.edge import signatures
+from pipestatus.edge.signatures import SignatureCheck, WebhookHeaders, check, signing_key
 from pipestatus.errors import AlertDeliveryError, ConfigError
 from pipestatus.settings import AlertSettings, ReceiverSettings
 
@@ -158,7 +157,7 @@ class WebhookReceiver(_HttpReceiver):
         self, name: str, url: str, client: httpx.AsyncClient, timeout_s: float, secret: str
     ) -> None:
         super().__init__(name, url, client, timeout_s, [secret, secret.removeprefix("whsec_")])
-        self._key = _signing_key(secret)
+        self._key = signing_key(secret)
 
     async def deliver(self, row: OutboxItem) -> None:
         try:
@@ -178,7 +177,7 @@ class WebhookReceiver(_HttpReceiver):
         headers = {
             "webhook-id": msg_id,
             "webhook-timestamp": stamp,
-            "webhook-signature": "v1," + _sign(self._key, msg_id, stamp, body),
+            "webhook-signature": "v1," + signatures.sign(self._key, msg_id, stamp, body),
         }
         await self._post(body, headers)
 
@@ -261,43 +260,21 @@ def http_client(transport: httpx.AsyncBaseTransport | None = None) -> httpx.Asyn
 
 def sign(secret: str, msg_id: str, timestamp: str, body: bytes) -> str:
     """The ``webhook-signature`` header value for one message (``v1,<base64>``)."""
-    return "v1," + _sign(_signing_key(secret), msg_id, timestamp, body)
+    return "v1," + signatures.sign(signing_key(secret), msg_id, timestamp, body)
 
 
 def verify_signature(
     secret: str, headers: Mapping[str, str], body: bytes, tolerance_s: float = 300
 ) -> bool:
     """True when any ``v1`` signature matches and the timestamp is within the tolerance."""
-    lowered = {k.lower(): v for k, v in headers.items()}
-    msg_id = lowered.get("webhook-id")
-    stamp = lowered.get("webhook-timestamp")
-    signatures = lowered.get("webhook-signature")
-    if not msg_id or not stamp or not signatures:
-        return False
     try:
-        if abs(time.time() - int(stamp)) > tolerance_s:
-            return False
-        expected = _sign(_signing_key(secret), msg_id, stamp, body).encode()
-    except (ValueError, ConfigError):
+        key = signing_key(secret)
+    except ConfigError:
         return False
-    found = False
-    for part in signatures.split():
-        version, _, value = part.partition(",")
-        if version == "v1" and hmac.compare_digest(value.encode(), expected):
-            found = True  # no early exit: constant work whichever entry matches
-    return found
-
-
-def _signing_key(secret: str) -> bytes:
-    try:
-        return base64.b64decode(secret.removeprefix("whsec_"), validate=True)
-    except (binascii.Error, ValueError) as exc:  # the messages never quote the input
-        raise ConfigError("webhook secret is not whsec_<base64>") from exc
-
-
-def _sign(key: bytes, msg_id: str, timestamp: str, body: bytes) -> str:
-    content = f"{msg_id}.{timestamp}.".encode() + body
-    return base64.b64encode(hmac.new(key, content, hashlib.sha256).digest()).decode()
+    verdict = check(
+        WebhookHeaders.of(headers), body, [key], now=time.time(), tolerance_s=tolerance_s
+    )
+    return verdict is SignatureCheck.valid
 
 
 def _timestamp(value: object) -> str | None:
