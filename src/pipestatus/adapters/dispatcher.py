@@ -55,6 +55,8 @@ FROM unnest($1::bigint[], $2::text[], $3::int[], $4::text[], $5::float8[])
 WHERE o.id = t.id
 """
 
+_NO_IDLE_LIMIT = "SET LOCAL idle_in_transaction_session_timeout = 0"
+
 #: Rows delivered at once inside one batch (across receivers); keeps the transaction short.
 _CONCURRENCY = 8
 _DEFAULT_TIMEOUT_S = 5.0
@@ -125,6 +127,9 @@ class OutboxDispatcher:
         with map_pg_errors():
             async with self._store.unit_of_work() as uow:
                 db = uow.connection
+                # This transaction idles on purpose while receivers answer (up to their
+                # timeouts); the pool's idle-in-transaction limit is for batch transactions.
+                await db.execute(_NO_IDLE_LIMIT)
                 rows = await db.fetch(_CLAIM_DUE, limit, float(self._settings.give_up_after_s))
                 if not rows:
                     return 0
