@@ -459,6 +459,33 @@ class OffsetSampler:
             await connection.close()
 
 
+ZOMBIE = "pipestatus-zombie"
+_IN_A_BATCH = """
+SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid)
+WHERE a.application_name = $1 AND l.relation = 'processed_events'::regclass
+"""
+
+
+async def _freeze_inside_a_batch(worker: WorkerProcess, url: str) -> int:
+    """SIGSTOPs ``worker`` while a batch transaction of its is open (it holds a lock on
+    ``processed_events``, which only batches write); SIGCONT and again if that batch
+    committed between the look and the signal. Returns the number of tries."""
+    connection = await asyncpg.connect(url)
+    try:
+        for tries in range(1, 51):
+            deadline = time.monotonic() + 60
+            while not await connection.fetchval(_IN_A_BATCH, ZOMBIE):
+                assert worker.returncode is None, worker.tail()
+                assert time.monotonic() < deadline, f"no batch transaction seen\n{worker.tail()}"
+            worker.signal(signal.SIGSTOP)
+            if await connection.fetchval(_IN_A_BATCH, ZOMBIE):
+                return tries  # frozen with the transaction open, its locks held
+            worker.signal(signal.SIGCONT)
+    finally:
+        await connection.close()
+    raise AssertionError("never froze the worker inside a batch transaction")
+
+
 async def _until(condition: Callable[[], bool], worker: WorkerProcess, what: str) -> None:
     """Polls ``condition`` (a log line, say) while ``worker`` keeps running."""
     deadline = time.monotonic() + 120
@@ -472,9 +499,10 @@ async def _until(condition: Callable[[], bool], worker: WorkerProcess, what: str
 async def test_zombie_worker_frozen_past_its_session_timeout_moves_nothing_back(
     services: TestServices, small: Backlog, database_url: str, tmp_path: Path
 ) -> None:
-    """A is SIGSTOPped mid-run until the group expels it and B owns every partition; B
-    progresses; then A gets SIGCONT and carries on from wherever it was frozen (a batch in
-    hand, perhaps) as a zombie, until it notices and rejoins.
+    """A is SIGSTOPped mid-run, inside a batch transaction, until the group expels it and B
+    owns every partition; B progresses (PostgreSQL ends A's idle transaction, so B does not
+    wait on its locks); then A gets SIGCONT and carries on as a zombie (its batch fails on
+    the ended session and is retried) until it notices and rejoins.
 
     The stored offsets are sampled all along and never move backwards; the final
     database equals the undisturbed run's. (The consumer session timeout is aiokafka's
@@ -491,7 +519,8 @@ async def test_zombie_worker_frozen_past_its_session_timeout_moves_nothing_back(
     )
     everything = len(topics) * PARTITIONS
     progress = Progress(database_url, group)
-    a = WorkerProcess(env, tmp_path / "a.log").start()
+    a_url = f"{database_url}{'&' if '?' in database_url else '?'}application_name={ZOMBIE}"
+    a = WorkerProcess(env | {"PIPESTATUS_DATABASE__URL": a_url}, tmp_path / "a.log").start()
     b = WorkerProcess(env, tmp_path / "b.log")
     try:
         async with OffsetSampler(database_url, group) as sampler:
@@ -503,7 +532,7 @@ async def test_zombie_worker_frozen_past_its_session_timeout_moves_nothing_back(
             at_freeze = await progress.wait_for(
                 lambda n: n >= first, worker=a, what="both consuming"
             )
-            a.signal(signal.SIGSTOP)
+            freezes = await _freeze_inside_a_batch(a, database_url)
             frozen_at = time.monotonic()
             a_assignments = len(a.assigned_counts())
             await _until(lambda: b.assigned_counts()[-1] == everything, b, "B taking over")
@@ -512,7 +541,10 @@ async def test_zombie_worker_frozen_past_its_session_timeout_moves_nothing_back(
             assert at_takeover is not None
             await produce_records(services.kafka_bootstrap, topics, records[second:])
             await progress.wait_for(
-                lambda n: n >= at_takeover + 2000, worker=b, what="B progressing alone"
+                lambda n: n >= at_takeover + 2000,
+                worker=b,
+                what="B progressing alone",
+                within_s=60,  # seconds of work; blocked on the zombie's locks, it never would
             )
             at_thaw = await progress()
             a.signal(signal.SIGCONT)
@@ -541,6 +573,7 @@ async def test_zombie_worker_frozen_past_its_session_timeout_moves_nothing_back(
         committed_when_thawed=at_thaw,
         takeover_s=round(takeover_s, 1),
         frozen_s=round(frozen_s, 1),
+        freeze_tries=freezes,
         a_assignments=a.assigned_counts(),
         b_assignments=b.assigned_counts(),
         a_records=a.summary()["records"],
