@@ -14,8 +14,10 @@ table by table, to that of an undisturbed worker on the same records: runs, tran
   resumed: stored offsets never move backwards;
 - backpressure: peak memory (VmHWM) draining N vs 5N records of 60 KB stays bounded.
 
-Receiver outages are covered in ``test_receivers.py``. Each scenario prints one
-``RELIABILITY`` line with its counts (``pytest -s``); docs/reliability.md quotes them.
+Receiver outages are covered in ``test_receivers.py`` (the dispatcher) and
+``test_receiver_outage.py`` (a worker process), poison floods in ``test_poison_flood.py``.
+Each scenario prints one ``RELIABILITY`` line with its counts (``pytest -s``);
+docs/reliability.md quotes them.
 """
 
 from __future__ import annotations
