@@ -126,6 +126,7 @@ async def run_worker(
                 database.url.get_secret_value(),
                 max_size=database.pool_max_size,
                 connect_timeout_s=database.connect_timeout_s,
+                idle_in_transaction_timeout_s=database.idle_in_transaction_timeout_s,
             )
         )
         await store.migrate()

@@ -83,6 +83,12 @@ class DatabaseSettings(BaseModel):
     )
     pool_max_size: int = Field(4, ge=1, description="connections per worker at most")
     connect_timeout_s: float = Field(10.0, gt=0, description="connect timeout")
+    idle_in_transaction_timeout_s: float = Field(
+        30.0,
+        ge=0,
+        description="a worker frozen inside a batch transaction (paused VM, SIGSTOP) loses it"
+        " after this long, releasing the locks other workers wait on (0: never)",
+    )
 
 
 class WorkerSettings(BaseModel):

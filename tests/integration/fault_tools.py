@@ -90,6 +90,26 @@ def keyed_by_pipeline(records: Sequence[BenchRecord]) -> list[BenchRecord]:
     return keyed
 
 
+#: The top-level field ``padded`` adds: no provider model reads it.
+PAD_FIELD = b"_pad"
+
+
+def padded(records: Sequence[BenchRecord], size: int) -> list[BenchRecord]:
+    """The records with every valid value grown to ``size`` bytes by a field nobody reads.
+
+    The same value always grows the same way, so re-deliveries stay exact copies; invalid
+    records are left as they are (their reasons must not change).
+    """
+    grown = []
+    for record in records:
+        value = record.value
+        if record.role != "invalid" and value.startswith(b"{"):
+            fill = b"x" * (size - len(value) - len(PAD_FIELD) - 6)
+            value = b'{"' + PAD_FIELD + b'":"' + fill + b'",' + value[1:]
+        grown.append(dataclasses.replace(record, value=value))
+    return grown
+
+
 async def produce_records(
     bootstrap: str, topics: Mapping[Provider, str], records: Sequence[BenchRecord]
 ) -> None:
@@ -460,6 +480,21 @@ def assert_same_state(expected: Mapping[str, Any], actual: Mapping[str, Any]) ->
     return difference
 
 
+def check_against_workload(
+    workload: Workload, snapshot: Mapping[str, Any], more_reasons: Counter[str] | None = None
+) -> None:
+    """The run itself is right: every run's final state, every bad record's reason.
+
+    ``more_reasons``: dead letters expected beyond the workload's own invalid records.
+    """
+    final = {(r["provider"], r["run_id"]): (r["state"], r["attempt"]) for r in snapshot["runs"]}
+    expected = {key: (run.state, run.attempt) for key, run in workload.expected.items()}
+    assert final == expected
+    reasons = Counter(r["reason"] for r in snapshot["dead_letters"])
+    assert reasons == Counter(workload.summary()["invalid_reasons"]) + (more_reasons or Counter())
+    assert snapshot["alert_outbox"], "the workload must exercise the alert outbox too"
+
+
 def report(name: str, **facts: Any) -> None:
     """One greppable line per fault scenario (docs/reliability.md quotes these)."""
     print(f"\nRELIABILITY {name} " + json.dumps(facts, sort_keys=True, default=str))
@@ -522,16 +557,6 @@ def drain_baseline(services: TestServices, logs: Path, events: int, seed: int) -
         baseline = run_sync(lambda: full_snapshot(url, topics))
         check_against_workload(workload, baseline)
         yield Backlog(workload, records, topics, baseline, peak, seconds)
-
-
-def check_against_workload(workload: Workload, snapshot: dict[str, Any]) -> None:
-    """The undisturbed run itself is right: every run's final state, every bad record."""
-    final = {(r["provider"], r["run_id"]): (r["state"], r["attempt"]) for r in snapshot["runs"]}
-    expected = {key: (run.state, run.attempt) for key, run in workload.expected.items()}
-    assert final == expected
-    reasons = Counter(r["reason"] for r in snapshot["dead_letters"])
-    assert reasons == Counter(workload.summary()["invalid_reasons"])
-    assert snapshot["alert_outbox"], "the workload must exercise the alert outbox too"
 
 
 def facts(backlog: Backlog, state: dict[str, Any]) -> dict[str, Any]:

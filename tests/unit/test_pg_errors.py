@@ -20,6 +20,8 @@ from pipestatus.errors import StoreUnavailableError
             "cannot switch to state 15; another operation (2) is in progress"
         ),
         asyncpg.exceptions.AdminShutdownError("terminating connection"),
+        # idle_in_transaction_session_timeout ended the session of a frozen worker
+        asyncpg.exceptions.IdleInTransactionSessionTimeoutError("terminating connection"),
     ],
 )
 def test_errors_a_retry_can_fix_are_retriable(error: Exception) -> None:

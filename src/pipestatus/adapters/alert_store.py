@@ -66,6 +66,7 @@ FROM unnest($1::bigint[], $2::text[], $3::int[], $4::text[], $5::float8[])
      AS t(id, result, tried, error, delay)
 WHERE o.id = t.id
 """
+_NO_IDLE_LIMIT = "SET LOCAL idle_in_transaction_session_timeout = 0"
 _ENQUEUE = """
 INSERT INTO alert_outbox (dedup_key, receiver, action, payload)
 SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::jsonb[])
@@ -98,6 +99,10 @@ class OutboxStatements:
     """The dispatcher's statements, on the unit of work's connection (``_db``)."""
 
     _db: Connection
+
+    async def allow_idling(self) -> None:
+        """Lifts the pool's idle-in-transaction limit for this transaction only."""
+        await self._db.execute(_NO_IDLE_LIMIT)
 
     async def claim_due_alerts(self, limit: int, give_up_after_s: float) -> list[DueAlert]:
         """Locks up to ``limit`` due rows (``SKIP LOCKED``) for this transaction."""

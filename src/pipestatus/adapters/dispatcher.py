@@ -83,6 +83,9 @@ class OutboxDispatcher:
         """One batch of due rows; returns how many were handled (delivered, failed, given up)."""
         with map_pg_errors():
             async with self._store.unit_of_work() as uow:
+                # This transaction idles on purpose while receivers answer (up to their
+                # timeouts); the pool's idle-in-transaction limit is for batch transactions.
+                await uow.allow_idling()
                 due = await uow.claim_due_alerts(limit, float(self._settings.give_up_after_s))
                 if not due:
                     return 0

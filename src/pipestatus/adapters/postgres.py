@@ -108,8 +108,9 @@ WHERE group_id = $1 AND (topic, partition) IN (SELECT * FROM unnest($2::text[], 
 """
 
 #: SQLSTATE classes a retry can fix: connection exceptions, insufficient resources,
-#: operator intervention (admin shutdown, cannot connect now), serialization failures.
-_RETRIABLE_SQLSTATE_PREFIXES = ("08", "53", "57P", "40")
+#: operator intervention (admin shutdown, cannot connect now), serialization failures, and
+#: a session the server ended for idling in its transaction (25P03: the worker was frozen).
+_RETRIABLE_SQLSTATE_PREFIXES = ("08", "53", "57P", "40", "25P03")
 #: SQLSTATE class 22, data exception: a value the database refuses (NUL in text, an
 #: integer out of range, an invalid escape in jsonb …). Retrying the same batch cannot help.
 _DATA_EXCEPTION_CLASS = "22"
@@ -144,10 +145,21 @@ def map_pg_errors() -> Iterator[None]:
 class PgStore(AsyncClosing):
     """The pool, opened as an async context manager; closing twice is harmless."""
 
-    def __init__(self, url: str, *, max_size: int = 4, connect_timeout_s: float = 10.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        max_size: int = 4,
+        connect_timeout_s: float = 10.0,
+        idle_in_transaction_timeout_s: float = 0.0,
+    ) -> None:
+        """``idle_in_transaction_timeout_s`` (0: none): PostgreSQL ends a session of this
+        pool that idles that long inside a transaction, so a frozen process (a zombie)
+        cannot hold its batch's locks against the other workers until it thaws."""
         self._url = url
         self._max_size = max_size
         self._timeout = connect_timeout_s
+        self._idle_in_transaction_ms = round(idle_in_transaction_timeout_s * 1000)
         self._pool: asyncpg.Pool | None = None
         self._closed = False
 
@@ -167,6 +179,9 @@ class PgStore(AsyncClosing):
                 max_size=self._max_size,
                 timeout=self._timeout,
                 command_timeout=60,
+                server_settings={
+                    "idle_in_transaction_session_timeout": str(self._idle_in_transaction_ms)
+                },
             )
         return self
 
