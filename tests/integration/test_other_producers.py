@@ -258,7 +258,8 @@ def publish_with_librdkafka(
     bootstrap: str, records: Sequence[tuple[str, Message]], *, message_timeout_ms: int = 30_000
 ) -> list[Any]:
     """Publishes through confluent-kafka (acks=all), flushes, closes, and raises unless the
-    broker acknowledged every record. Returns the delivered messages, in delivery order."""
+    broker acknowledged every record and the client's threads are gone. Returns the
+    delivered messages, in delivery order."""
     delivered: list[Any] = []
     failures: list[str] = []
 
@@ -299,6 +300,7 @@ def publish_with_librdkafka(
         raise LibrdkafkaDeliveryError(
             f"{len(delivered)}/{len(records)} records delivered, {unsent} unsent: {failures}"
         )
+    assert librdkafka_threads() == [], "librdkafka threads outlived Producer.close()"
     return delivered
 
 
