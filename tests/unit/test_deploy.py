@@ -550,3 +550,24 @@ def test_deploy_environment_is_valid_settings(where: str, monkeypatch: pytest.Mo
     assert settings.kafka.group_id == "pipestatus"
     if where != "compose migrate":
         assert settings.alerts.receivers, f"{where}: no alert receiver configured"
+
+
+# ---------------------------------------------------------------------------- ingress
+
+
+def test_the_ingress_is_deployed_in_compose_and_kubernetes() -> None:
+    service = _compose()["services"]["ingress"]
+    assert service["command"] == ["pipestatus", "ingress"]
+    assert service["environment"]["PIPESTATUS_INGRESS__HOST"] == "0.0.0.0"  # noqa: S104
+    assert json.loads(service["environment"]["PIPESTATUS_INGRESS__SOURCES"])[0]["name"] == "codat"
+    documents = list(yaml.safe_load_all((K8S / "ingress" / "ingress.yaml").read_text()))
+    kinds = {doc["kind"]: doc for doc in documents}
+    assert set(kinds) == {"Deployment", "Service", "Ingress", "Secret"}
+    (container,) = kinds["Deployment"]["spec"]["template"]["spec"]["containers"]
+    assert container["args"] == ["pipestatus", "ingress"]
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    paths = kinds["Ingress"]["spec"]["rules"][0]["http"]["paths"]
+    assert [p["path"] for p in paths] == ["/webhooks/"]  # metrics and probes stay inside
+    pod_labels = kinds["Deployment"]["spec"]["template"]["metadata"]["labels"]
+    assert kinds["Service"]["spec"]["selector"].items() <= pod_labels.items()
