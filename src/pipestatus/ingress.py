@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 
 from prometheus_client import CollectorRegistry
 
@@ -30,6 +30,17 @@ async def run_ingress(
     on_ready: Callable[[AsgiServer], None] | None = None,
 ) -> None:
     """Serves until ``stop`` is set."""
+    async with serving_ingress(settings) as server:
+        if on_ready is not None:
+            on_ready(server)
+        await stop.wait()
+        logger.info("ingress stopping: finishing requests in flight")
+    logger.info("ingress stopped")
+
+
+@contextlib.asynccontextmanager
+async def serving_ingress(settings: Settings) -> AsyncIterator[AsgiServer]:
+    """The ingress, serving while the block runs (the demo and tests embed it this way)."""
     ingress = settings.ingress
     if not ingress.sources:
         raise ConfigError(
@@ -63,15 +74,8 @@ async def run_ingress(
         server = await stack.enter_async_context(
             AsgiServer(app, host=ingress.host, port=ingress.port, name="ingress")
         )
-        logger.info(
-            "ingress on %s: %s",
-            server.url,
-            ", ".join(
-                f"/webhooks/{s.name} ({s.provider.value}, {s.verify})" for s in ingress.sources
-            ),
+        routes = ", ".join(
+            f"/webhooks/{s.name} ({s.provider.value}, {s.verify})" for s in ingress.sources
         )
-        if on_ready is not None:
-            on_ready(server)
-        await stop.wait()
-        logger.info("ingress stopping: finishing requests in flight")
-    logger.info("ingress stopped")
+        logger.info("ingress on %s: %s", server.url, routes)
+        yield server

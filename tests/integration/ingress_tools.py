@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
-import contextlib
 import time
 import uuid
-from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,7 +13,7 @@ from aiokafka import AIOKafkaConsumer
 from standardwebhooks.webhooks import Webhook
 
 from pipestatus.adapters.asgi import AsgiServer
-from pipestatus.ingress import run_ingress
+from pipestatus.ingress import serving_ingress
 from pipestatus.settings import Settings
 
 OLD = "whsec_" + base64.b64encode(b"ingress-old-secret-thirty-two-b!").decode()
@@ -38,21 +36,9 @@ def ingress_settings(bootstrap: str, topic: str, **ingress: Any) -> Settings:
     )
 
 
-@contextlib.asynccontextmanager
-async def running_ingress(settings: Settings) -> AsyncIterator[AsgiServer]:
-    """``run_ingress`` as a task; yields its server; stops it like SIGTERM does."""
-    stop = asyncio.Event()
-    ready: asyncio.Future[AsgiServer] = asyncio.get_running_loop().create_future()
-    task = asyncio.create_task(run_ingress(settings, stop=stop, on_ready=ready.set_result))
-    waiting: set[asyncio.Future[Any]] = {task, ready}
-    done, _ = await asyncio.wait(waiting, timeout=60, return_when=asyncio.FIRST_COMPLETED)
-    if task in done:
-        task.result()  # raises the startup error
-    try:
-        yield ready.result()
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 60)
+def running_ingress(settings: Settings) -> AbstractAsyncContextManager[AsgiServer]:
+    """The ingress serving while the block runs (``serving_ingress``)."""
+    return serving_ingress(settings)
 
 
 def signed(

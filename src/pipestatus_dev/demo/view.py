@@ -51,6 +51,7 @@ def render(
     elapsed_s: float,
     produced: int,
     metrics_url: str,
+    edge: str = "",
 ) -> str:
     states = list(RunState)
     head = f"{'RUNS':<15}" + "".join(f"{s.value:>10}" for s in states) + f"{'total':>8}"
@@ -70,6 +71,8 @@ def render(
     out += [
         "",
         f"DEAD LETTERS  {letters}",
+        "",
+        f"EDGE  {edge or '(direct to Kafka)'}",
         "",
         "ALERTS (local webhook receiver, signature checked)",
     ]
