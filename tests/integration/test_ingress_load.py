@@ -25,6 +25,7 @@ async def test_a_fixed_rate_of_signed_requests_is_stored_one_record_per_answer(
     assert report.statuses == {204: 300}
     assert report.errors == {}
     assert report.on_topic == 300
+    assert report.acknowledged_missing == 0
     assert report.ingress_exit == 0
 
 
@@ -41,4 +42,5 @@ async def test_sigterm_mid_load_finishes_requests_in_flight_and_exits_cleanly(
         "ClientOSError",
     }
     assert report.statuses[204] + sum(report.errors.values()) == report.sent
-    assert report.on_topic == report.statuses[204]  # every 2xx stored, nothing else
+    assert report.acknowledged_missing == 0  # every 2xx is on the topic ...
+    assert report.on_topic == report.statuses[204]  # ... and nothing else is

@@ -50,6 +50,8 @@ class LoadReport:
     p99_ms: float
     max_ms: float
     on_topic: int
+    #: Answered 2xx but not on the topic: must be 0 (never acknowledge what is not stored).
+    acknowledged_missing: int
     ingress_exit: int | None
     errors: dict[str, int] = field(default_factory=dict)
 
@@ -85,13 +87,15 @@ def signed_headers(key: bytes, body: bytes) -> dict[str, str]:
 
 async def offer(
     url: str, *, rate: float, seconds: float, sigterm: asyncio.subprocess.Process | None = None
-) -> tuple[Counter[int], list[float], Counter[str], float]:
-    """Sends ``rate * seconds`` requests on schedule; statuses, latencies (s), errors, span."""
+) -> tuple[Counter[int], list[float], Counter[str], float, set[str]]:
+    """Sends ``rate * seconds`` requests on schedule: statuses, latencies (s), errors, the
+    span, and the webhook ids answered 2xx."""
     key = signing_key(SECRET)
     company = str(uuid.uuid4())
     statuses: Counter[int] = Counter()
     errors: Counter[str] = Counter()
     latencies: list[float] = []
+    acknowledged: set[str] = set()
     loop = asyncio.get_running_loop()
     total = int(rate * seconds)
     # Built before the clock starts: the schedule measures the ingress, not the generator.
@@ -113,6 +117,8 @@ async def offer(
                 return
             statuses[status] += 1
             latencies.append(loop.time() - due)
+            if 200 <= status < 300:
+                acknowledged.add(headers["webhook-id"])
 
         start = loop.time()
         tasks = []
@@ -124,16 +130,26 @@ async def offer(
                 sigterm.send_signal(signal.SIGTERM)  # mid-load: in-flight requests finish
         await asyncio.gather(*tasks)
         span = loop.time() - start
-    return statuses, latencies, errors, span
+    return statuses, latencies, errors, span, acknowledged
 
 
-async def count_records(bootstrap: str, topic: str, partitions: int) -> int:
-    """How many records ``topic`` holds (the sum of its partitions' end offsets)."""
+async def topic_ids(bootstrap: str, topic: str, partitions: int) -> list[str]:
+    """The ``webhook-id`` of every record on ``topic``, read from the beginning.
+
+    Read, not taken from the end offsets: Tansu's ListOffsets undercounts batched
+    produce requests (3 194 against 3 200 records read back, seen here).
+    """
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await consumer.start()
     try:
-        ends = await consumer.end_offsets([TopicPartition(topic, p) for p in range(partitions)])
-        return sum(ends.values())
+        assigned = [TopicPartition(topic, p) for p in range(partitions)]
+        consumer.assign(assigned)
+        await consumer.seek_to_beginning(*assigned)
+        ids: list[str] = []
+        while batches := await consumer.getmany(timeout_ms=2000):
+            for records in batches.values():
+                ids.extend(dict(r.headers)["webhook-id"].decode() for r in records)
+        return ids
     finally:
         await consumer.stop()
 
@@ -173,7 +189,7 @@ async def run_load(
     try:
         base = f"http://127.0.0.1:{port}"
         await wait_ready(f"{base}/readyz", process)
-        statuses, latencies, errors, span = await offer(
+        statuses, latencies, errors, span, acknowledged = await offer(
             f"{base}/webhooks/codat",
             rate=rate,
             seconds=seconds,
@@ -186,6 +202,7 @@ async def run_load(
         if process.returncode is None:
             process.kill()
             await process.wait()
+    found = await topic_ids(bootstrap, topic, PARTITIONS)
     ordered = sorted(latencies) or [0.0]
     return LoadReport(
         offered_rps=rate,
@@ -196,7 +213,8 @@ async def run_load(
         p50_ms=round(statistics.median(ordered) * 1000, 1),
         p99_ms=round(ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000, 1),
         max_ms=round(ordered[-1] * 1000, 1),
-        on_topic=await count_records(bootstrap, topic, PARTITIONS),
+        on_topic=len(found),
+        acknowledged_missing=len(acknowledged - set(found)),
         ingress_exit=exit_code,
         errors=dict(errors),
     )
@@ -221,11 +239,13 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"offered {report.offered_rps:g}/s for {report.seconds:g}s: {report.achieved_rps:g}/s "
         f"answered, p50 {report.p50_ms:g} ms, p99 {report.p99_ms:g} ms, max {report.max_ms:g} ms; "
-        f"statuses {report.statuses}, on the topic {report.on_topic}"
+        f"statuses {report.statuses}, on the topic {report.on_topic} "
+        f"({report.acknowledged_missing} acknowledged but missing)"
     )
     print(json.dumps(summary))
     stored = report.statuses.get(204, 0)
-    return 0 if stored == report.sent == report.on_topic and report.ingress_exit == 0 else 1
+    honest = report.acknowledged_missing == 0 and report.on_topic == stored == report.sent
+    return 0 if honest and report.ingress_exit == 0 else 1
 
 
 if __name__ == "__main__":
