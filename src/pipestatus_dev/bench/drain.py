@@ -1,8 +1,9 @@
 """The backlog drain: how fast a consumer works through a backlog produced before it started.
 
-The consumer runs as a subprocess (``python -m pipestatus worker --until-idle``, or the
-baseline ``python -m pipestatus_dev.bench.baseline --until-idle``) with a fresh database and a
-fresh consumer group. Throughput is records / (time the last offset is committed - time
+The consumer runs as a subprocess (``python -m pipestatus worker --until-idle``, the
+baseline ``python -m pipestatus_dev.bench.baseline --until-idle`` or the limit consumer
+``python -m pipestatus_dev.bench.limit --until-idle``) with a fresh database and a fresh
+consumer group. Throughput is records / (time the last offset is committed - time
 the partitions were assigned): the group join, which Tansu holds for ~5 s, is not the
 consumer's work. The last commit is seen by polling the ``consumer_offsets`` table every
 20 ms; the assignment by the consumer's own ``partitions assigned`` log line.
@@ -18,7 +19,7 @@ from pathlib import Path
 import asyncpg
 
 from pipestatus.domain.states import Provider
-from pipestatus_dev.bench.consumer import child_env, consumer_argv
+from pipestatus_dev.bench.consumer import NAMES, child_env, consumer_argv
 from pipestatus_dev.bench.context import Context
 from pipestatus_dev.bench.memory import tree_rss_kb
 from pipestatus_dev.bench.profile import start_py_spy
@@ -55,9 +56,9 @@ async def drain(
     env = child_env(ctx.services.bootstrap, group, topics, url)
     argv = consumer_argv(kind, until_idle=True, kafka_commit=ctx.options.baseline_kafka_commit)
     await checkpoint(ctx.services.admin_url)
-    who = "pipestatus" if kind == "worker" else "baseline"
-    ctx.progress.say(f"draining the backlog with {who} ({label})")
+    who = NAMES[kind]
     child = ctx.spawn(kind, argv, env, label)
+    ctx.progress.say(f"draining the backlog with {who} ({label}, pid {child.pid})")
     spy = start_py_spy(child.pid, profile) if profile is not None else None
     limit = max(600.0, total / 50)
     done_at: float | None = None

@@ -3,8 +3,9 @@
 For each repetition:
 
 1. **Backlog drain** (``drain``). The workload (``workload.generate``) is produced once,
-   before any consumer starts, to four fresh topics of 4 partitions; the worker, then the
-   baseline (the other way round in odd repetitions), drain it into fresh databases.
+   before any consumer starts, to four fresh topics of 4 partitions; the worker, the limit
+   consumer (``limit``), then the baseline (the other way round in odd repetitions), drain
+   it into fresh databases.
 2. **Comparison** (``compare``). Both ``runs`` tables must be equal, and equal to the
    final state and attempt the workload says each run must reach.
 3. **Latency** (``latency``). Another workload is produced at the fixed offered rate while
@@ -36,12 +37,13 @@ from pipestatus_dev.bench.context import Context
 from pipestatus_dev.bench.drain import Drain, drain
 from pipestatus_dev.bench.errors import BenchError
 from pipestatus_dev.bench.latency import Latency, latency
+from pipestatus_dev.bench.limit import TABLE as LIMIT_TABLE
 from pipestatus_dev.bench.options import Options
 from pipestatus_dev.bench.profile import summarize_profile
 from pipestatus_dev.bench.progress import Progress
 from pipestatus_dev.bench.services import KAFKA_ENV, Services, describe_postgres, services
 from pipestatus_dev.bench.topics import PARTITIONS, produce_backlog, topic_names
-from pipestatus_dev.provision.databases import database_url_for
+from pipestatus_dev.provision.databases import database_url_for, polling_connection
 from pipestatus_dev.provision.topics import create_topics, delete_topics
 from pipestatus_dev.world import Workload, generate
 
@@ -50,6 +52,7 @@ from pipestatus_dev.world import Workload, generate
 class Repetition:
     worker: Drain
     baseline: Drain | None
+    limit: Drain
     comparison: Comparison
     worker_latency: Latency | None
     baseline_latency: Latency | None
@@ -169,12 +172,16 @@ async def _repetition(
     latency_workload: Workload | None,
 ) -> Repetition:
     options = ctx.options
-    order = ["worker", "baseline"] if index % 2 == 0 else ["baseline", "worker"]
+    # The limit consumer drains next to the worker, so their ratio sees the same machine.
+    order = ["worker", "limit", "baseline"]
     if options.skip_baseline:
-        order = ["worker"]
+        order.remove("baseline")
+    if index % 2:
+        order.reverse()
     drains: dict[str, Drain] = {}
     for kind in order:
         drains[kind] = await drain(ctx, kind, topics, total, f"r{index}_{kind}_drain")
+    await check_limit_rows(ctx, drains["limit"], total)
     baseline = drains.get("baseline")
     ctx.progress.say("comparing final run states")
     worker_url = database_url_for(ctx.services.admin_url, drains["worker"].database)
@@ -195,11 +202,25 @@ async def _repetition(
         await ctx.drop(drained.database)
     latencies: dict[str, Latency] = {}
     if latency_workload is not None:
-        for kind in order:
+        for kind in (kind for kind in order if kind != "limit"):
             latencies[kind] = await latency(ctx, kind, latency_workload, f"r{index}_{kind}_lat")
     return Repetition(
-        drains["worker"], baseline, comparison, latencies.get("worker"), latencies.get("baseline")
+        drains["worker"],
+        baseline,
+        drains["limit"],
+        comparison,
+        latencies.get("worker"),
+        latencies.get("baseline"),
     )
+
+
+async def check_limit_rows(ctx: Context, limit: Drain, total: int) -> None:
+    """The limit consumer is only a reference if it stored every record it committed."""
+    url = database_url_for(ctx.services.admin_url, limit.database)
+    async with polling_connection(url) as conn:
+        stored = int(await conn.fetchval(f"SELECT count(*) FROM {LIMIT_TABLE}"))  # noqa: S608
+    if stored < total:
+        raise BenchError(f"the limit consumer stored {stored} of {total} records")
 
 
 async def _profiled_drain(
