@@ -26,9 +26,10 @@ import platform
 import tempfile
 import time
 import uuid
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from pipestatus.domain.states import Provider
 from pipestatus_dev.bench.compare import Comparison, compare
@@ -42,10 +43,13 @@ from pipestatus_dev.bench.options import Options
 from pipestatus_dev.bench.profile import summarize_profile
 from pipestatus_dev.bench.progress import Progress
 from pipestatus_dev.bench.services import KAFKA_ENV, Services, describe_postgres, services
+from pipestatus_dev.bench.stopping import StopSignals
 from pipestatus_dev.bench.topics import PARTITIONS, produce_backlog, topic_names
 from pipestatus_dev.provision.databases import database_url_for, polling_connection
 from pipestatus_dev.provision.topics import create_topics, delete_topics
 from pipestatus_dev.world import Workload, generate
+
+_T = TypeVar("_T")
 
 
 @dataclass
@@ -242,12 +246,31 @@ async def _profiled_latency(ctx: Context, workload: Workload, path: Path) -> dic
     return summary
 
 
+async def _watched(signals: StopSignals, work: Coroutine[Any, Any, _T]) -> _T:
+    task = asyncio.current_task()
+    assert task is not None  # noqa: S101  # we run inside asyncio.run
+    signals.watch(task)
+    try:
+        return await work
+    finally:
+        signals.unwatch()
+
+
 def run(options: Options) -> BenchResult:
-    """Runs the whole bench; raises ``BenchError`` when it cannot."""
+    """Runs the whole bench; raises ``BenchError`` when it cannot, ``Interrupted`` on a signal.
+
+    On SIGTERM or SIGINT the consumers and then the embedded services are stopped first.
+    """
     progress = Progress()
     workdir = Path(tempfile.mkdtemp(prefix="pipestatus-bench-"))
-    with services(progress) as svc:
-        outcome = asyncio.run(run_async(options, progress, svc, workdir))
+    with StopSignals() as signals:
+        try:
+            with services(progress) as svc:
+                outcome = asyncio.run(_watched(signals, run_async(options, progress, svc, workdir)))
+        except asyncio.CancelledError:
+            signals.check()  # cancelled by a signal: report it as such
+            raise
+        signals.check()
     if not options.keep_logs:
         for path in workdir.iterdir():
             path.unlink()
