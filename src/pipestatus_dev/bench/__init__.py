@@ -68,6 +68,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--keep-logs", action="store_true", help="keep the consumers' logs (the path is printed)"
     )
+    parser.add_argument(
+        "--workers",
+        type=_positive_int,
+        default=1,
+        metavar="N",
+        help="with 2 or more, also drain the backlog with N worker processes in one consumer "
+        "group (figure eps_N_workers; default 1)",
+    )
     return parser
 
 
@@ -120,6 +128,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         profile=args.profile,
         baseline_kafka_commit=args.baseline_kafka_commit,
         keep_logs=args.keep_logs,
+        workers=args.workers,
     )
     try:
         result = run(options)

@@ -37,18 +37,53 @@ def _round(value: float | None, digits: int = 1) -> float | None:
 
 def summary(result: BenchResult) -> dict[str, Any]:
     """The final JSON object."""
+    eps = _median(_pick(result.repetitions, lambda r: r.worker.eps))
+    data = _figures(result, eps)
+    many = _workers(result, eps)
+    if not many:
+        return data
+    data["per_run"].update(many.pop("per_run"))
+    ordered: dict[str, Any] = {}
+    for key, value in data.items():
+        ordered[key] = value
+        if key == "share_of_limit":
+            ordered.update(many)
+    return ordered
+
+
+def _workers(result: BenchResult, eps: float | None) -> dict[str, Any]:
+    """``--workers N``: the drain with N worker processes in one group, beside one worker's."""
+    count = result.options.workers
+    drains = [rep.workers for rep in result.repetitions if rep.workers is not None]
+    if count < 2 or not drains:
+        return {}
+    many = _median([d.eps for d in drains])
+    return {
+        "workers": count,
+        f"eps_{count}_workers": _round(many, 0),
+        f"speedup_{count}_workers": _round(many / eps if many and eps else None, 2),
+        f"cpu_ms_per_event_{count}_workers": _round(
+            _median([1000 * d.cpu_s / d.records for d in drains]), 3
+        ),
+        f"peak_rss_mb_{count}_workers": _round(_median([d.peak_rss_mb for d in drains]), 0),
+        "per_run": {f"eps_{count}_workers": [round(d.eps) for d in drains]},
+    }
+
+
+def _figures(result: BenchResult, eps: float | None) -> dict[str, Any]:
     reps = result.repetitions
     options = result.options
-    eps = _median(_pick(reps, lambda r: r.worker.eps))
     baseline_eps = _median(_pick(reps, lambda r: r.baseline.eps if r.baseline else None))
     limit_eps = _median(_pick(reps, lambda r: r.limit.eps))
     worker_rss = [r.worker.peak_rss_mb for r in reps] + [
         r.worker_latency.peak_rss_mb for r in reps if r.worker_latency
     ]
     states_match = [r.comparison.equal for r in reps if r.comparison.equal is not None]
-    expected_ok = [r.comparison.expected_ok for r in reps] + [
-        bool(r.worker_latency.expected_ok) for r in reps if r.worker_latency
-    ]
+    expected_ok = (
+        [r.comparison.expected_ok for r in reps]
+        + [bool(r.worker_latency.expected_ok) for r in reps if r.worker_latency]
+        + [r.workers_expected_ok for r in reps if r.workers_expected_ok is not None]
+    )
     pg = result.services.postgres
     return {
         "events": options.events,
@@ -176,6 +211,21 @@ def table(result: BenchResult, data: dict[str, Any]) -> str:
             _fmt(data["limit_eps"]),
             _fmt(data["share_of_limit"], digits=2),
         ),
+    ]
+    count = options.workers
+    if data.get(f"eps_{count}_workers") is not None:
+        many = data[f"eps_{count}_workers"]
+        rows.append(
+            (
+                f"  with {count} workers in one group",
+                _fmt(many),
+                "",
+                "",
+                "",
+                _fmt(many / data["limit_eps"] if data["limit_eps"] else None, digits=2),
+            )
+        )
+    rows += [
         (
             "drain time (s)",
             _fmt(data["drain_s"], digits=1),
@@ -226,6 +276,11 @@ def table(result: BenchResult, data: dict[str, Any]) -> str:
     lines.append("")
     for index, rep in enumerate(result.repetitions, 1):
         parts = [f"run {index}: pipestatus {rep.worker.eps:,.0f} ev/s ({rep.worker.seconds:.1f}s)"]
+        if rep.workers:
+            parts.append(
+                f"{options.workers} workers {rep.workers.eps:,.0f} ev/s ({rep.workers.seconds:.1f}s"
+                f", end states {'as expected' if rep.workers_expected_ok else 'WRONG'})"
+            )
         if rep.baseline:
             parts.append(f"baseline {rep.baseline.eps:,.0f} ev/s ({rep.baseline.seconds:.1f}s)")
         parts.append(

@@ -58,6 +58,9 @@ class Repetition:
     baseline: Drain | None
     limit: Drain
     comparison: Comparison
+    #: ``--workers N``: the drain with N workers in one group, and its end state's check.
+    workers: Drain | None
+    workers_expected_ok: bool | None
     worker_latency: Latency | None
     baseline_latency: Latency | None
 
@@ -177,15 +180,31 @@ async def _repetition(
 ) -> Repetition:
     options = ctx.options
     # The limit consumer drains next to the worker, so their ratio sees the same machine.
-    order = ["worker", "limit", "baseline"]
+    order = ["worker", "limit", "workers", "baseline"]
     if options.skip_baseline:
         order.remove("baseline")
+    if options.workers < 2:
+        order.remove("workers")
     if index % 2:
         order.reverse()
     drains: dict[str, Drain] = {}
     for kind in order:
-        drains[kind] = await drain(ctx, kind, topics, total, f"r{index}_{kind}_drain")
+        label = f"r{index}_{kind}_drain"
+        if kind == "workers":
+            drains[kind] = await drain(
+                ctx, "worker", topics, total, label, processes=options.workers
+            )
+        else:
+            drains[kind] = await drain(ctx, kind, topics, total, label)
     await check_limit_rows(ctx, drains["limit"], total)
+    workers_expected_ok = None
+    if "workers" in drains:
+        url = database_url_for(ctx.services.admin_url, drains["workers"].database)
+        workers_expected_ok = (await compare(url, None, workload)).expected_ok
+        ctx.progress.say(
+            f"final states with {options.workers} workers: "
+            f"{'ok' if workers_expected_ok else 'WRONG'}"
+        )
     baseline = drains.get("baseline")
     ctx.progress.say("comparing final run states")
     worker_url = database_url_for(ctx.services.admin_url, drains["worker"].database)
@@ -206,13 +225,15 @@ async def _repetition(
         await ctx.drop(drained.database)
     latencies: dict[str, Latency] = {}
     if latency_workload is not None:
-        for kind in (kind for kind in order if kind != "limit"):
+        for kind in (kind for kind in order if kind in ("worker", "baseline")):
             latencies[kind] = await latency(ctx, kind, latency_workload, f"r{index}_{kind}_lat")
     return Repetition(
         drains["worker"],
         baseline,
         drains["limit"],
         comparison,
+        drains.get("workers"),
+        workers_expected_ok,
         latencies.get("worker"),
         latencies.get("baseline"),
     )
