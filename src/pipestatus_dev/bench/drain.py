@@ -56,13 +56,18 @@ async def drain(
 ) -> Drain:
     """Drains the backlog with ``processes`` consumers of ``kind`` in one group and database.
 
-    With several, the drain starts at the first ``partitions assigned``, memory is the sum
-    of their peaks and CPU the sum of their times.
+    With several, the drain starts at the first ``partitions assigned``, the bench stops
+    them (SIGTERM) once every record is committed, memory is the sum of their peaks and CPU
+    the sum of their times.
     """
     name, url = await ctx.database(label)
     group = f"bench-{ctx.token}-{label}"
     env = child_env(ctx.services.bootstrap, group, topics, url)
-    argv = consumer_argv(kind, until_idle=True, kafka_commit=ctx.options.baseline_kafka_commit)
+    # Several consumers are stopped by the bench once all is committed: one that left the
+    # group on its own when done with its partitions would stall the others in a rebalance.
+    argv = consumer_argv(
+        kind, until_idle=processes == 1, kafka_commit=ctx.options.baseline_kafka_commit
+    )
     await checkpoint(ctx.services.admin_url)
     who = NAMES[kind] if processes == 1 else f"{processes} {NAMES[kind]} processes"
     children = [
@@ -88,10 +93,9 @@ async def drain(
             if committed >= total:
                 done_at = now
                 break
-            # With several consumers, one may be done with its partitions and exit early.
-            failed = [child for child in children if child.returncode not in (None, 0)]
-            if failed or not any(child.running for child in children):
-                raise (failed or children)[0].failure(f"{who} exited before draining {total}")
+            stopped = [child for child in children if not child.running]
+            if stopped:
+                raise stopped[0].failure(f"{who} exited before draining {total} records")
             if now - started > limit:
                 for child in children:
                     await child.stop()
@@ -107,7 +111,7 @@ async def drain(
                 )
             await asyncio.sleep(DRAIN_POLL_S)
     for child in children:
-        if not await child.wait(120):
+        if processes > 1 or not await child.wait(120):
             await child.stop()
     if spy is not None:
         await asyncio.to_thread(spy.wait, 60)
