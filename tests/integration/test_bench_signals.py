@@ -1,9 +1,9 @@
-"""SIGTERM stops ``pipestatus bench`` and all it started: no consumer, broker or server left.
+"""SIGTERM (or SIGINT) stops ``pipestatus bench`` and all it started: nothing is left.
 
 The bench runs as a real process on a small backlog. Every process below it is recorded
-(from ``/proc``, with its start time, so a reused pid is not mistaken for it) while it runs;
-SIGTERM goes to the bench once a consumer reports progress, and after the bench exits none
-of the recorded processes may still be alive.
+(from ``/proc``, with its start time, so a reused pid is not mistaken for it) while it
+runs; the signal goes to the bench alone once a consumer reports progress, and after the
+bench exits none of the recorded processes may still be alive.
 """
 
 from __future__ import annotations
@@ -129,10 +129,12 @@ def _wait_for_line(lines: queue.Queue[str], pattern: str, seen: list[str]) -> re
             return found
 
 
-def test_sigterm_stops_the_consumers_and_the_embedded_services(
-    bench: tuple[subprocess.Popen[bytes], Tree, queue.Queue[str]],
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=lambda s: s.name)
+def test_a_stop_signal_stops_the_consumers_and_the_embedded_services(
+    bench: tuple[subprocess.Popen[bytes], Tree, queue.Queue[str]], signum: signal.Signals
 ) -> None:
-    """SIGTERM while a consumer drains: the bench exits 143 soon, and nothing it started lives."""
+    """A signal while a consumer drains: the bench soon exits 128 + signal, nothing it started
+    left."""
     proc, tree, lines = bench
     seen: list[str] = []
     consumer = int(_wait_for_line(lines, r"draining the backlog with .*pid (\d+)\)", seen)[1])
@@ -140,18 +142,18 @@ def test_sigterm_stops_the_consumers_and_the_embedded_services(
     assert consumer in tree.seen, "the consumer the bench named is not below it"
     assert len(tree.seen) >= 2, f"only {tree.seen} seen below the bench"
 
-    proc.send_signal(signal.SIGTERM)
+    proc.send_signal(signum)
     sent = time.monotonic()
     try:
         code = proc.wait(EXITS_WITHIN_S)
     except subprocess.TimeoutExpired:
-        pytest.fail(f"the bench did not exit within {EXITS_WITHIN_S:.0f}s of SIGTERM")
+        pytest.fail(f"the bench did not exit within {EXITS_WITHIN_S:.0f}s of {signum.name}")
     took = time.monotonic() - sent
     time.sleep(0.2)  # the reader thread takes the last lines
     while not lines.empty():
         seen.append(lines.get())
 
-    assert code == 128 + signal.SIGTERM, "\n".join(seen[-20:])
-    assert any("stopped by SIGTERM" in line for line in seen), "\n".join(seen[-20:])
+    assert code == 128 + signum, "\n".join(seen[-20:])
+    assert any(f"stopped by {signum.name}" in line for line in seen), "\n".join(seen[-20:])
     left = tree.alive()
-    assert not left, f"still running {took:.1f}s after SIGTERM: {left}"
+    assert not left, f"still running {took:.1f}s after {signum.name}: {left}"
