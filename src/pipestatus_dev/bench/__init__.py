@@ -3,7 +3,9 @@
 See ``docs/benchmarks.md``. ``main(argv)`` is the command line (``python -m
 pipestatus_dev.bench``); progress goes to stderr, the table and then one JSON object (the last
 line) to stdout. Exit codes: 0 done and every final state as expected, 1 a final-state
-mismatch, 2 bad arguments, 3 the bench could not run (a service or a consumer failed).
+mismatch, 2 bad arguments, 3 the bench could not run (a service or a consumer failed),
+128 + the signal's number when SIGTERM (143) or SIGINT (130) stopped it (its consumers
+and embedded services are stopped first).
 """
 
 from __future__ import annotations
@@ -66,6 +68,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--keep-logs", action="store_true", help="keep the consumers' logs (the path is printed)"
     )
+    parser.add_argument(
+        "--workers",
+        type=_positive_int,
+        default=1,
+        metavar="N",
+        help="with 2 or more, also drain the backlog with N worker processes in one consumer "
+        "group (figure eps_N_workers; default 1)",
+    )
     return parser
 
 
@@ -102,6 +112,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from pipestatus_dev.bench.profile import py_spy_command
     from pipestatus_dev.bench.report import render
     from pipestatus_dev.bench.run import run
+    from pipestatus_dev.bench.stopping import Interrupted
 
     if args.profile is not None and py_spy_command() is None:
         sys.stderr.write("pipestatus bench: --profile needs py-spy (pip install py-spy)\n")
@@ -117,9 +128,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         profile=args.profile,
         baseline_kafka_commit=args.baseline_kafka_commit,
         keep_logs=args.keep_logs,
+        workers=args.workers,
     )
     try:
         result = run(options)
+    except Interrupted as stopped:
+        sys.stderr.write(
+            f"pipestatus bench: {stopped}; the consumers and the embedded services are stopped\n"
+        )
+        return stopped.exit_code
     except (BenchError, PipestatusError, OSError, RuntimeError) as exc:
         sys.stderr.write(f"pipestatus bench: {exc}\n")
         return 3

@@ -24,8 +24,9 @@ import contextlib
 import logging
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 
@@ -113,20 +114,9 @@ async def run_baseline(
         await consumer.start()
         logger.info("baseline started group=%s topics=%s", group_id, ",".join(topics))
         try:
-            idle = 0
-            while not stop.is_set():
-                batches = await consumer.getmany(
-                    timeout_ms=kafka.max_batch_wait_ms, max_records=_TAKE
-                )
-                messages = [message for part in batches.values() for message in part]
-                if not messages:
-                    if until_idle:
-                        idle = idle + 1 if await _caught_up(consumer) else 0
-                        if idle >= settings.worker.idle_polls:
-                            logger.info("caught up on every assigned partition; exiting")
-                            break
-                    continue
-                idle = 0
+            async for messages in fetch_batches(
+                consumer, settings, _TAKE, until_idle=until_idle, stop=stop
+            ):
                 for message in messages:
                     if stop.is_set():
                         break
@@ -147,7 +137,33 @@ async def run_baseline(
     return summary
 
 
-async def _caught_up(consumer: AIOKafkaConsumer) -> bool:
+async def fetch_batches(
+    consumer: AIOKafkaConsumer,
+    settings: Settings,
+    max_records: int,
+    *,
+    until_idle: bool,
+    stop: asyncio.Event,
+) -> AsyncIterator[list[Any]]:
+    """Non-empty batches of records until ``stop`` (or, ``until_idle``, caught up)."""
+    idle = 0
+    while not stop.is_set():
+        batches = await consumer.getmany(
+            timeout_ms=settings.kafka.max_batch_wait_ms, max_records=max_records
+        )
+        messages = [message for part in batches.values() for message in part]
+        if messages:
+            idle = 0
+            yield messages
+        elif until_idle:
+            idle = idle + 1 if await caught_up(consumer) else 0
+            if idle >= settings.worker.idle_polls:
+                logger.info("caught up on every assigned partition; exiting")
+                return
+
+
+async def caught_up(consumer: AIOKafkaConsumer) -> bool:
+    """Whether the consumer's position is at the end of every partition assigned to it."""
     assigned = sorted(consumer.assignment())
     if not assigned:
         return False
@@ -156,6 +172,29 @@ async def _caught_up(consumer: AIOKafkaConsumer) -> bool:
         if await consumer.position(tp) < ends[tp]:
             return False
     return True
+
+
+def consumer_main(
+    name: str,
+    args: argparse.Namespace,
+    consume: Callable[[Settings, argparse.Namespace, asyncio.Event], Awaitable[object]],
+) -> int:
+    """A bench consumer's process: settings from the environment, logs, stop on SIGTERM."""
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        sys.stderr.write(f"{name}: {exc}\n")
+        return 2
+    configure_logging(settings.log_level, settings.log_format)
+
+    async def go() -> None:
+        stop = asyncio.Event()
+        install_stop_signals(stop)
+        await consume(settings, args, stop)
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(go())
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -167,24 +206,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--kafka-commit", action="store_true", help="also commit each offset to Kafka"
     )
-    args = parser.parse_args(argv)
-    try:
-        settings = load_settings()
-    except ConfigError as exc:
-        sys.stderr.write(f"baseline: {exc}\n")
-        return 2
-    configure_logging(settings.log_level, settings.log_format)
-
-    async def go() -> None:
-        stop = asyncio.Event()
-        install_stop_signals(stop)
-        await run_baseline(
+    return consumer_main(
+        "baseline",
+        parser.parse_args(argv),
+        lambda settings, args, stop: run_baseline(
             settings, until_idle=args.until_idle, kafka_commit=args.kafka_commit, stop=stop
-        )
-
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(go())
-    return 0
+        ),
+    )
 
 
 if __name__ == "__main__":

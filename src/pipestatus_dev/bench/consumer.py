@@ -60,9 +60,15 @@ def passed_through_settings() -> dict[str, str]:
     }
 
 
+#: What the progress lines and errors call each kind of consumer.
+NAMES = {"worker": "pipestatus", "baseline": "baseline", "limit": "the limit consumer"}
+
+
 def consumer_argv(kind: str, *, until_idle: bool, kafka_commit: bool) -> list[str]:
     if kind == "worker":
         argv = [sys.executable, "-m", "pipestatus", "worker"]
+    elif kind == "limit":
+        argv = [sys.executable, "-m", "pipestatus_dev.bench.limit"]
     else:
         argv = [sys.executable, "-m", "pipestatus_dev.bench.baseline"]
         if kafka_commit:

@@ -18,3 +18,5 @@ class Options:
     profile: Path | None = None
     baseline_kafka_commit: bool = False
     keep_logs: bool = False
+    #: With 2 or more, each repetition also drains with that many workers in one group.
+    workers: int = 1

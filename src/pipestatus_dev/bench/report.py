@@ -1,9 +1,10 @@
 """The bench's output: a readable table, then one JSON object as the last line.
 
 Figures over several repetitions are medians. The JSON object has at least ``events``,
-``eps``, ``baseline_eps``, ``ratio``, ``p50_ms``, ``p99_ms``, ``baseline_p99_ms``,
-``offered_eps`` and ``peak_rss_mb``; a figure that was not measured (``--skip-baseline``,
-``--latency-seconds 0``) is ``null``.
+``eps``, ``baseline_eps``, ``ratio``, ``limit_eps``, ``share_of_limit`` (``eps`` ÷
+``limit_eps``), ``p50_ms``, ``p99_ms``, ``baseline_p99_ms``, ``offered_eps`` and
+``peak_rss_mb``; a figure that was not measured (``--skip-baseline``, ``--latency-seconds 0``)
+is ``null``.
 """
 
 from __future__ import annotations
@@ -36,23 +37,61 @@ def _round(value: float | None, digits: int = 1) -> float | None:
 
 def summary(result: BenchResult) -> dict[str, Any]:
     """The final JSON object."""
+    eps = _median(_pick(result.repetitions, lambda r: r.worker.eps))
+    data = _figures(result, eps)
+    many = _workers(result, eps)
+    if not many:
+        return data
+    data["per_run"].update(many.pop("per_run"))
+    ordered: dict[str, Any] = {}
+    for key, value in data.items():
+        ordered[key] = value
+        if key == "share_of_limit":
+            ordered.update(many)
+    return ordered
+
+
+def _workers(result: BenchResult, eps: float | None) -> dict[str, Any]:
+    """``--workers N``: the drain with N worker processes in one group, beside one worker's."""
+    count = result.options.workers
+    drains = [rep.workers for rep in result.repetitions if rep.workers is not None]
+    if count < 2 or not drains:
+        return {}
+    many = _median([d.eps for d in drains])
+    return {
+        "workers": count,
+        f"eps_{count}_workers": _round(many, 0),
+        f"speedup_{count}_workers": _round(many / eps if many and eps else None, 2),
+        f"cpu_ms_per_event_{count}_workers": _round(
+            _median([1000 * d.cpu_s / d.records for d in drains]), 3
+        ),
+        f"peak_rss_mb_{count}_workers": _round(_median([d.peak_rss_mb for d in drains]), 0),
+        "per_run": {f"eps_{count}_workers": [round(d.eps) for d in drains]},
+    }
+
+
+def _figures(result: BenchResult, eps: float | None) -> dict[str, Any]:
     reps = result.repetitions
     options = result.options
-    eps = _median(_pick(reps, lambda r: r.worker.eps))
     baseline_eps = _median(_pick(reps, lambda r: r.baseline.eps if r.baseline else None))
+    limit_eps = _median(_pick(reps, lambda r: r.limit.eps))
     worker_rss = [r.worker.peak_rss_mb for r in reps] + [
         r.worker_latency.peak_rss_mb for r in reps if r.worker_latency
     ]
     states_match = [r.comparison.equal for r in reps if r.comparison.equal is not None]
-    expected_ok = [r.comparison.expected_ok for r in reps] + [
-        bool(r.worker_latency.expected_ok) for r in reps if r.worker_latency
-    ]
+    expected_ok = (
+        [r.comparison.expected_ok for r in reps]
+        + [bool(r.worker_latency.expected_ok) for r in reps if r.worker_latency]
+        + [r.workers_expected_ok for r in reps if r.workers_expected_ok is not None]
+    )
     pg = result.services.postgres
     return {
         "events": options.events,
         "eps": _round(eps, 0),
         "baseline_eps": _round(baseline_eps, 0),
         "ratio": _round(eps / baseline_eps if eps and baseline_eps else None, 2),
+        "limit_eps": _round(limit_eps, 0),
+        "share_of_limit": _round(eps / limit_eps if eps and limit_eps else None, 3),
         "p50_ms": _round(_median(_pick(reps, lambda r: _lat(r.worker_latency, "p50_ms")))),
         "p99_ms": _round(_median(_pick(reps, lambda r: _lat(r.worker_latency, "p99_ms")))),
         "baseline_p50_ms": _round(
@@ -82,7 +121,12 @@ def summary(result: BenchResult) -> dict[str, Any]:
             ),
             3,
         ),
+        "limit_cpu_ms_per_event": _round(
+            _median(_pick(reps, lambda r: 1000 * r.limit.cpu_s / r.limit.records)), 3
+        ),
+        "limit_peak_rss_mb": _round(_median(_pick(reps, lambda r: r.limit.peak_rss_mb)), 0),
         "drain_s": _round(_median(_pick(reps, lambda r: r.worker.seconds)), 2),
+        "limit_drain_s": _round(_median(_pick(reps, lambda r: r.limit.seconds)), 2),
         "baseline_drain_s": _round(
             _median(_pick(reps, lambda r: r.baseline.seconds if r.baseline else None)), 2
         ),
@@ -94,6 +138,8 @@ def summary(result: BenchResult) -> dict[str, Any]:
         "per_run": {
             "eps": [round(r.worker.eps) for r in reps],
             "baseline_eps": [round(r.baseline.eps) if r.baseline else None for r in reps],
+            "limit_eps": [round(r.limit.eps) for r in reps],
+            "share_of_limit": [round(r.worker.eps / r.limit.eps, 3) for r in reps],
             "p99_ms": [_round(_lat(r.worker_latency, "p99_ms")) for r in reps],
             "baseline_p99_ms": [_round(_lat(r.baseline_latency, "p99_ms")) for r in reps],
         },
@@ -156,23 +202,44 @@ def table(result: BenchResult, data: dict[str, Any]) -> str:
             + ", ".join(f"{k}={v}" for k, v in result.settings.items())
         )
     rows = [
-        ("", "pipestatus", "baseline", "ratio"),
+        ("", "pipestatus", "baseline", "ratio", "limit", "share of limit"),
         (
             "backlog drain (events/s)",
             _fmt(data["eps"]),
             _fmt(data["baseline_eps"]),
             _fmt(data["ratio"], "x", 1),
+            _fmt(data["limit_eps"]),
+            _fmt(data["share_of_limit"], digits=2),
         ),
+    ]
+    count = options.workers
+    if data.get(f"eps_{count}_workers") is not None:
+        many = data[f"eps_{count}_workers"]
+        rows.append(
+            (
+                f"  with {count} workers in one group",
+                _fmt(many),
+                "",
+                "",
+                "",
+                _fmt(many / data["limit_eps"] if data["limit_eps"] else None, digits=2),
+            )
+        )
+    rows += [
         (
             "drain time (s)",
             _fmt(data["drain_s"], digits=1),
             _fmt(data["baseline_drain_s"], digits=1),
+            "",
+            _fmt(data["limit_drain_s"], digits=1),
             "",
         ),
         (
             "CPU per event (ms)",
             _fmt(data["cpu_ms_per_event"], digits=3),
             _fmt(data["baseline_cpu_ms_per_event"], digits=3),
+            "",
+            _fmt(data["limit_cpu_ms_per_event"], digits=3),
             "",
         ),
     ]
@@ -184,13 +251,22 @@ def table(result: BenchResult, data: dict[str, Any]) -> str:
                 _fmt(data[f"{name}_ms"], " ms"),
                 _fmt(data[f"baseline_{name}_ms"], " ms"),
                 "",
+                "",
+                "",
             )
             for name in ("p50", "p99")
         )
     rows.append(
-        ("peak RSS (MB)", _fmt(data["peak_rss_mb"]), _fmt(data["baseline_peak_rss_mb"]), "")
+        (
+            "peak RSS (MB)",
+            _fmt(data["peak_rss_mb"]),
+            _fmt(data["baseline_peak_rss_mb"]),
+            "",
+            _fmt(data["limit_peak_rss_mb"]),
+            "",
+        )
     )
-    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines.append("")
     for row in rows:
         cells = [row[0].ljust(widths[0])] + [
@@ -200,8 +276,17 @@ def table(result: BenchResult, data: dict[str, Any]) -> str:
     lines.append("")
     for index, rep in enumerate(result.repetitions, 1):
         parts = [f"run {index}: pipestatus {rep.worker.eps:,.0f} ev/s ({rep.worker.seconds:.1f}s)"]
+        if rep.workers:
+            parts.append(
+                f"{options.workers} workers {rep.workers.eps:,.0f} ev/s ({rep.workers.seconds:.1f}s"
+                f", end states {'as expected' if rep.workers_expected_ok else 'WRONG'})"
+            )
         if rep.baseline:
             parts.append(f"baseline {rep.baseline.eps:,.0f} ev/s ({rep.baseline.seconds:.1f}s)")
+        parts.append(
+            f"limit {rep.limit.eps:,.0f} ev/s ({rep.limit.seconds:.1f}s, "
+            f"share {rep.worker.eps / rep.limit.eps:.2f})"
+        )
         if rep.worker_latency:
             wl = rep.worker_latency
             parts.append(

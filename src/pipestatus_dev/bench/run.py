@@ -3,8 +3,9 @@
 For each repetition:
 
 1. **Backlog drain** (``drain``). The workload (``workload.generate``) is produced once,
-   before any consumer starts, to four fresh topics of 4 partitions; the worker, then the
-   baseline (the other way round in odd repetitions), drain it into fresh databases.
+   before any consumer starts, to four fresh topics of 4 partitions; the worker, the limit
+   consumer (``limit``), then the baseline (the other way round in odd repetitions), drain
+   it into fresh databases.
 2. **Comparison** (``compare``). Both ``runs`` tables must be equal, and equal to the
    final state and attempt the workload says each run must reach.
 3. **Latency** (``latency``). Another workload is produced at the fixed offered rate while
@@ -25,9 +26,10 @@ import platform
 import tempfile
 import time
 import uuid
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from pipestatus.domain.states import Provider
 from pipestatus_dev.bench.compare import Comparison, compare
@@ -36,21 +38,29 @@ from pipestatus_dev.bench.context import Context
 from pipestatus_dev.bench.drain import Drain, drain
 from pipestatus_dev.bench.errors import BenchError
 from pipestatus_dev.bench.latency import Latency, latency
+from pipestatus_dev.bench.limit import TABLE as LIMIT_TABLE
 from pipestatus_dev.bench.options import Options
 from pipestatus_dev.bench.profile import summarize_profile
 from pipestatus_dev.bench.progress import Progress
 from pipestatus_dev.bench.services import KAFKA_ENV, Services, describe_postgres, services
+from pipestatus_dev.bench.stopping import StopSignals
 from pipestatus_dev.bench.topics import PARTITIONS, produce_backlog, topic_names
-from pipestatus_dev.provision.databases import database_url_for
+from pipestatus_dev.provision.databases import database_url_for, polling_connection
 from pipestatus_dev.provision.topics import create_topics, delete_topics
 from pipestatus_dev.world import Workload, generate
+
+_T = TypeVar("_T")
 
 
 @dataclass
 class Repetition:
     worker: Drain
     baseline: Drain | None
+    limit: Drain
     comparison: Comparison
+    #: ``--workers N``: the drain with N workers in one group, and its end state's check.
+    workers: Drain | None
+    workers_expected_ok: bool | None
     worker_latency: Latency | None
     baseline_latency: Latency | None
 
@@ -169,12 +179,32 @@ async def _repetition(
     latency_workload: Workload | None,
 ) -> Repetition:
     options = ctx.options
-    order = ["worker", "baseline"] if index % 2 == 0 else ["baseline", "worker"]
+    # The limit consumer drains next to the worker, so their ratio sees the same machine.
+    order = ["worker", "limit", "workers", "baseline"]
     if options.skip_baseline:
-        order = ["worker"]
+        order.remove("baseline")
+    if options.workers < 2:
+        order.remove("workers")
+    if index % 2:
+        order.reverse()
     drains: dict[str, Drain] = {}
     for kind in order:
-        drains[kind] = await drain(ctx, kind, topics, total, f"r{index}_{kind}_drain")
+        label = f"r{index}_{kind}_drain"
+        if kind == "workers":
+            drains[kind] = await drain(
+                ctx, "worker", topics, total, label, processes=options.workers
+            )
+        else:
+            drains[kind] = await drain(ctx, kind, topics, total, label)
+    await check_limit_rows(ctx, drains["limit"], total)
+    workers_expected_ok = None
+    if "workers" in drains:
+        url = database_url_for(ctx.services.admin_url, drains["workers"].database)
+        workers_expected_ok = (await compare(url, None, workload)).expected_ok
+        ctx.progress.say(
+            f"final states with {options.workers} workers: "
+            f"{'ok' if workers_expected_ok else 'WRONG'}"
+        )
     baseline = drains.get("baseline")
     ctx.progress.say("comparing final run states")
     worker_url = database_url_for(ctx.services.admin_url, drains["worker"].database)
@@ -195,11 +225,27 @@ async def _repetition(
         await ctx.drop(drained.database)
     latencies: dict[str, Latency] = {}
     if latency_workload is not None:
-        for kind in order:
+        for kind in (kind for kind in order if kind in ("worker", "baseline")):
             latencies[kind] = await latency(ctx, kind, latency_workload, f"r{index}_{kind}_lat")
     return Repetition(
-        drains["worker"], baseline, comparison, latencies.get("worker"), latencies.get("baseline")
+        drains["worker"],
+        baseline,
+        drains["limit"],
+        comparison,
+        drains.get("workers"),
+        workers_expected_ok,
+        latencies.get("worker"),
+        latencies.get("baseline"),
     )
+
+
+async def check_limit_rows(ctx: Context, limit: Drain, total: int) -> None:
+    """The limit consumer is only a reference if it stored every record it committed."""
+    url = database_url_for(ctx.services.admin_url, limit.database)
+    async with polling_connection(url) as conn:
+        stored = int(await conn.fetchval(f"SELECT count(*) FROM {LIMIT_TABLE}"))  # noqa: S608
+    if stored < total:
+        raise BenchError(f"the limit consumer stored {stored} of {total} records")
 
 
 async def _profiled_drain(
@@ -221,12 +267,31 @@ async def _profiled_latency(ctx: Context, workload: Workload, path: Path) -> dic
     return summary
 
 
+async def _watched(signals: StopSignals, work: Coroutine[Any, Any, _T]) -> _T:
+    task = asyncio.current_task()
+    assert task is not None  # noqa: S101  # we run inside asyncio.run
+    signals.watch(task)
+    try:
+        return await work
+    finally:
+        signals.unwatch()
+
+
 def run(options: Options) -> BenchResult:
-    """Runs the whole bench; raises ``BenchError`` when it cannot."""
+    """Runs the whole bench; raises ``BenchError`` when it cannot, ``Interrupted`` on a signal.
+
+    On SIGTERM or SIGINT the consumers and then the embedded services are stopped first.
+    """
     progress = Progress()
     workdir = Path(tempfile.mkdtemp(prefix="pipestatus-bench-"))
-    with services(progress) as svc:
-        outcome = asyncio.run(run_async(options, progress, svc, workdir))
+    with StopSignals() as signals:
+        try:
+            with services(progress) as svc:
+                outcome = asyncio.run(_watched(signals, run_async(options, progress, svc, workdir)))
+        except asyncio.CancelledError:
+            signals.check()  # cancelled by a signal: report it as such
+            raise
+        signals.check()
     if not options.keep_logs:
         for path in workdir.iterdir():
             path.unlink()
