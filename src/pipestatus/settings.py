@@ -213,6 +213,70 @@ class IngressSettings(BaseModel):
         return self
 
 
+class PollSourceSettings(BaseModel):
+    """One provider API that ``pipestatus poll`` reads (README, "Pollers")."""
+
+    name: str = Field(
+        pattern=r"^[a-z0-9][a-z0-9_.-]{0,62}$", description="label, lock and state key"
+    )
+    provider: Literal[Provider.krenalis, Provider.nuvo] = Field(
+        description="which API the source speaks"
+    )
+    base_url: str = Field(
+        description="API root, e.g. `https://krenalis.example.com` or "
+        "`https://api-gateway.getnuvo.com/dp/api/v1`"
+    )
+    interval_s: float = Field(60.0, gt=0, description="seconds between two polls")
+    topic: str | None = Field(None, description="default: the provider's topic")
+    api_key: SecretStr | None = Field(
+        None, description="Krenalis: the `api_…` key sent as `Authorization: Bearer` (secret)"
+    )
+    workspace: str | None = Field(
+        None, description="Krenalis: the `Krenalis-Workspace` header (unset: key is scoped)"
+    )
+    license_key: SecretStr | None = Field(
+        None, description="nuvo: the license key exchanged for an access token (secret)"
+    )
+    auth_identifier: str | None = Field(
+        None, description="nuvo: `auth.identifier` of the token request (user or sub-org)"
+    )
+    auth_type: Literal["USER", "SUB_ORG"] = Field(
+        "USER", description="nuvo: `auth.type` of the token request"
+    )
+    page_size: int = Field(100, ge=1, le=1000, description="nuvo: executions per read-all page")
+    max_pages: int = Field(20, ge=1, description="nuvo: pages read per poll at most")
+    timeout_s: float = Field(10.0, gt=0, description="seconds one HTTP request may take")
+
+    @model_validator(mode="after")
+    def _credentials_fit_the_provider(self) -> PollSourceSettings:
+        needed = {Provider.krenalis: ("api_key",), Provider.nuvo: ("license_key",)}
+        missing = [name for name in needed[self.provider] if getattr(self, name) is None]
+        if missing:
+            raise ValueError(f"poll source {self.name!r} ({self.provider.value}) needs {missing}")
+        return self
+
+
+class PollSettings(BaseModel):
+    """The pollers (``pipestatus poll``)."""
+
+    sources: list[PollSourceSettings] = Field(
+        default_factory=list, description="JSON list of poll sources (see README)"
+    )
+    grace_s: float = Field(
+        86400.0, ge=0, description="a run ended this long ago is no longer read by id"
+    )
+    retry_initial_s: float = Field(1.0, gt=0, description="first backoff after a failed poll")
+    retry_max_s: float = Field(300.0, gt=0, description="longest backoff (jitter included)")
+    produce_timeout_s: float = Field(10.0, gt=0, description="broker acknowledgement wait")
+
+    @model_validator(mode="after")
+    def _names_are_unique(self) -> PollSettings:
+        names = [source.name for source in self.sources]
+        if len(set(names)) != len(names):
+            raise ValueError("poll source names must be unique")
+        return self
+
+
 class Settings(BaseSettings):
     """All of pipestatus's configuration."""
 
@@ -226,6 +290,7 @@ class Settings(BaseSettings):
     alerts: AlertSettings = Field(default_factory=AlertSettings)
     http: HttpSettings = Field(default_factory=HttpSettings)
     ingress: IngressSettings = Field(default_factory=IngressSettings)
+    poll: PollSettings = Field(default_factory=PollSettings)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["text", "json"] = "text"
 

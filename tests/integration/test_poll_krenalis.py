@@ -1,0 +1,215 @@
+"""``pipestatus poll`` against the Krenalis simulator: real HTTP, real broker, real PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from typing import Any
+
+import pytest
+
+from pipestatus.adapters.polling import PollMetrics
+from pipestatus.domain.states import Provider
+from pipestatus.settings import Settings
+from pipestatus_dev.provision.services import TestServices
+from pipestatus_dev.simulators import KrenalisSimulator
+from tests.integration.db_tools import fetch
+from tests.integration.kafka_tools import create_topics, worker_settings
+from tests.integration.poll_tools import (
+    headers,
+    one_round,
+    poll_settings,
+    published,
+    sample,
+    serving,
+    value,
+)
+from tests.integration.worker_tools import running_worker
+
+pytestmark = [pytest.mark.services]
+
+
+@pytest.fixture
+async def topic(services: TestServices) -> str:
+    name = f"runs.krenalis.poll.{uuid.uuid4().hex[:10]}"
+    await create_topics(services.kafka_bootstrap, [name])
+    return name
+
+
+def source(url: str, **changes: Any) -> dict[str, Any]:
+    return {
+        "name": "krenalis-main", "provider": "krenalis", "base_url": url,
+        "api_key": "api_simulated", "workspace": "1", "interval_s": 1,
+    } | changes  # fmt: skip
+
+
+def settings_for(services: TestServices, database_url: str, topic: str, url: str) -> Settings:
+    return poll_settings(services.kafka_bootstrap, database_url, topic, source(url))
+
+
+async def test_publishes_each_run_as_returned_then_only_changes(
+    services: TestServices, database_url: str, topic: str
+) -> None:
+    sim = KrenalisSimulator()
+    live, ended = sim.start(), sim.start()
+    sim.finish(ended, records=40)
+    async with serving(sim.app()) as url:
+        settings = settings_for(services, database_url, topic, url)
+        metrics = PollMetrics()
+        assert await one_round(settings, metrics) == []
+        first = await published(services.kafka_bootstrap, topic)
+        assert sorted(r.key.decode() for r in first) == sorted([live, ended])
+        for record in first:
+            run_id = record.key.decode()
+            assert value(record) == sim.runs[run_id]  # the list item, unmodified
+            carried = headers(record)
+            assert carried["ce_source"] == "pipestatus/poll/krenalis"
+            assert carried["ce_id"].startswith(f"{run_id}:")
+            assert carried["ce_type"] == "com.krenalis.polled"
+
+        assert await one_round(settings, metrics) == []  # nothing moved
+        assert len(await published(services.kafka_bootstrap, topic)) == 2
+        assert sample(metrics, "pipestatus_poll_unchanged_total", source="krenalis-main") == 2
+
+        sim.finish(live, records=7)
+        assert await one_round(settings, metrics) == []
+        assert await one_round(settings, metrics) == []
+        records = await published(services.kafka_bootstrap, topic)
+        assert len(records) == 3  # the change, once
+        assert records[-1].key.decode() == live
+        assert value(records[-1])["endTime"] is not None
+        assert headers(records[-1])["ce_id"] != headers(first[0])["ce_id"]
+        assert sample(metrics, "pipestatus_poll_published_total", source="krenalis-main") == 3
+        assert sample(metrics, "pipestatus_polls_total", source="krenalis-main", outcome="ok") == 4
+        assert all(r.startswith("GET /v1/pipelines/runs") for r in sim.requests)
+
+
+@pytest.mark.parametrize(
+    ("changes", "status"),
+    [({"api_key": "api_wrong"}, "auth"), ({"workspace": "2"}, "http_404")],
+    ids=["wrong-key", "unknown-workspace"],
+)
+async def test_refused_credentials_fail_the_round_and_publish_nothing(
+    services: TestServices, database_url: str, topic: str, changes: dict[str, str], status: str
+) -> None:
+    sim = KrenalisSimulator()
+    sim.start()
+    async with serving(sim.app()) as url:
+        settings = poll_settings(
+            services.kafka_bootstrap, database_url, topic, source(url, **changes)
+        )
+        metrics = PollMetrics()
+        assert await one_round(settings, metrics) == ["krenalis-main"]
+    assert await published(services.kafka_bootstrap, topic) == []
+    assert sample(metrics, "pipestatus_poll_errors_total", source="krenalis-main", reason=status)
+    assert await fetch(database_url, "SELECT * FROM poll_runs") == []
+
+
+async def test_429_is_retried_after_its_retry_after(
+    services: TestServices, database_url: str, topic: str
+) -> None:
+    sim = KrenalisSimulator()
+    sim.start()
+    sim.throttle(1, retry_after_s=1.5)
+    async with serving(sim.app()) as url:
+        settings = settings_for(services, database_url, topic, url)
+        started = time.monotonic()
+        assert await one_round(settings) == []
+        assert time.monotonic() - started >= 1.5
+    assert sim.throttled == 1
+    assert len(await published(services.kafka_bootstrap, topic)) == 1
+
+
+async def test_429_beyond_the_retries_fails_the_round_with_its_retry_after(
+    services: TestServices, database_url: str, topic: str
+) -> None:
+    sim = KrenalisSimulator()
+    sim.start()
+    sim.throttle(10, retry_after_s=0.2)
+    async with serving(sim.app()) as url:
+        settings = settings_for(services, database_url, topic, url)
+        metrics = PollMetrics()
+        assert await one_round(settings, metrics) == ["krenalis-main"]
+    assert sim.throttled == 3  # the request and its two retries
+    assert sample(
+        metrics, "pipestatus_poll_errors_total", source="krenalis-main", reason="rate_limited"
+    )
+    assert await published(services.kafka_bootstrap, topic) == []
+
+
+async def test_crash_between_produce_and_checkpoint_republishes_and_the_worker_dedupes(
+    services: TestServices, database_url: str, topic: str
+) -> None:
+    """The checkpoint is the poller's only write: without it, the round runs again."""
+    sim = KrenalisSimulator()
+    runs = [sim.start(), sim.start()]
+    sim.finish(runs[1])
+    async with serving(sim.app()) as url:
+        settings = settings_for(services, database_url, topic, url)
+        assert await one_round(settings) == []
+        await fetch(database_url, "DELETE FROM poll_runs")  # as if it crashed before saving
+        assert await one_round(settings) == []
+    records = await published(services.kafka_bootstrap, topic)
+    assert len(records) == 4
+    assert len({headers(r)["ce_id"] for r in records}) == 2  # the same two events, twice
+
+    worker = worker_settings(services.kafka_bootstrap, database_url, {topic: Provider.krenalis})
+    async with running_worker(worker):
+        await _until_processed(database_url, 4)
+    rows = await fetch(database_url, "SELECT run_id, state FROM runs ORDER BY run_id")
+    assert sorted(row["run_id"] for row in rows) == sorted(runs)
+    assert {row["run_id"]: row["state"] for row in rows}[runs[1]] == "succeeded"
+    events = await fetch(database_url, "SELECT event_id FROM processed_events")
+    assert len(events) == 2  # four records, two effects
+    transitions = await fetch(database_url, "SELECT run_id FROM run_transitions")
+    assert sorted(row["run_id"] for row in transitions) == sorted(runs)
+
+
+async def _until_processed(database_url: str, records: int) -> None:
+    deadline = time.monotonic() + 60
+    while True:
+        offsets = await fetch(database_url, "SELECT next_offset FROM consumer_offsets")
+        if offsets and sum(row["next_offset"] for row in offsets) >= records:
+            return
+        assert time.monotonic() < deadline, "the worker did not consume the records"
+        await asyncio.sleep(0.2)
+
+
+async def test_two_replicas_never_poll_one_source_at_once(
+    services: TestServices, database_url: str, topic: str
+) -> None:
+    sim = KrenalisSimulator(latency_s=1.0)  # holds the first replica's round open
+    sim.start()
+    sim.start()
+    async with serving(sim.app()) as url:
+        settings = settings_for(services, database_url, topic, url)
+        metrics = [PollMetrics(), PollMetrics()]
+        results = await asyncio.gather(*(one_round(settings, m) for m in metrics))
+    assert results == [[], []]
+    outcomes = [
+        (
+            sample(m, "pipestatus_polls_total", source="krenalis-main", outcome="ok"),
+            sample(m, "pipestatus_polls_total", source="krenalis-main", outcome="locked"),
+        )
+        for m in metrics
+    ]
+    assert sorted(outcomes) == [(0.0, 1.0), (1.0, 0.0)]
+    assert sim.requests == ["GET /v1/pipelines/runs"]
+    assert len(await published(services.kafka_bootstrap, topic)) == 2
+
+
+async def test_a_live_run_the_list_omits_is_read_by_id_and_forgotten_once_gone(
+    services: TestServices, database_url: str, topic: str
+) -> None:
+    sim = KrenalisSimulator()
+    run_id = sim.start()
+    async with serving(sim.app()) as url:
+        settings = settings_for(services, database_url, topic, url)
+        assert await one_round(settings) == []
+        del sim.runs[run_id]  # e.g. its pipeline was deleted
+        assert await one_round(settings) == []  # 404 by id: forgotten
+        assert await one_round(settings) == []  # and no longer asked for
+    assert sim.requests.count(f"GET /v1/pipelines/runs/{run_id}") == 1
+    assert await fetch(database_url, "SELECT * FROM poll_runs") == []
+    assert len(await published(services.kafka_bootstrap, topic)) == 1
