@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -16,6 +17,14 @@ from pipestatus.adapters.polling import PollMetrics
 from pipestatus.poller import run_poller
 from pipestatus.settings import Settings
 from pipestatus_dev.embedded import LOOPBACK
+from tests.integration.kafka_tools import create_topics
+
+
+async def fresh_topic(bootstrap: str, provider: str) -> str:
+    """A new one-partition topic for one test's records."""
+    name = f"runs.{provider}.poll.{uuid.uuid4().hex[:10]}"
+    await create_topics(bootstrap, [name])
+    return name
 
 
 @contextlib.asynccontextmanager

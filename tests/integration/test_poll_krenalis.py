@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from typing import Any
 
 import pytest
@@ -15,8 +14,9 @@ from pipestatus.settings import Settings
 from pipestatus_dev.provision.services import TestServices
 from pipestatus_dev.simulators import KrenalisSimulator
 from tests.integration.db_tools import fetch
-from tests.integration.kafka_tools import create_topics, worker_settings
+from tests.integration.kafka_tools import worker_settings
 from tests.integration.poll_tools import (
+    fresh_topic,
     headers,
     one_round,
     poll_settings,
@@ -32,9 +32,7 @@ pytestmark = [pytest.mark.services]
 
 @pytest.fixture
 async def topic(services: TestServices) -> str:
-    name = f"runs.krenalis.poll.{uuid.uuid4().hex[:10]}"
-    await create_topics(services.kafka_bootstrap, [name])
-    return name
+    return await fresh_topic(services.kafka_bootstrap, "krenalis")
 
 
 def source(url: str, **changes: Any) -> dict[str, Any]:
