@@ -16,7 +16,7 @@ from collections.abc import Callable
 import httpx
 
 from pipestatus.adapters.health import HealthServer
-from pipestatus.adapters.poll_http import poll_api
+from pipestatus.adapters.poll_apis import poll_api
 from pipestatus.adapters.polling import PollMetrics, SourcePoller
 from pipestatus.adapters.postgres import PgStore
 from pipestatus.adapters.producer import KafkaPublisher

@@ -219,7 +219,7 @@ class PollSourceSettings(BaseModel):
     name: str = Field(
         pattern=r"^[a-z0-9][a-z0-9_.-]{0,62}$", description="label, lock and state key"
     )
-    provider: Literal[Provider.krenalis, Provider.nuvo] = Field(
+    provider: Literal[Provider.krenalis, Provider.nuvo, Provider.codat] = Field(
         description="which API the source speaks"
     )
     base_url: str = Field(
@@ -229,7 +229,9 @@ class PollSourceSettings(BaseModel):
     interval_s: float = Field(60.0, gt=0, description="seconds between two polls")
     topic: str | None = Field(None, description="default: the provider's topic")
     api_key: SecretStr | None = Field(
-        None, description="Krenalis: the `api_…` key sent as `Authorization: Bearer` (secret)"
+        None,
+        description="Krenalis: the `api_…` key sent as `Authorization: Bearer`; Codat: the API"
+        " key, sent base64-encoded as `Authorization: Basic` (secret)",
     )
     workspace: str | None = Field(
         None, description="Krenalis: the `Krenalis-Workspace` header (unset: key is scoped)"
@@ -243,13 +245,30 @@ class PollSourceSettings(BaseModel):
     auth_type: Literal["USER", "SUB_ORG"] = Field(
         "USER", description="nuvo: `auth.type` of the token request"
     )
-    page_size: int = Field(100, ge=1, le=1000, description="nuvo: executions per read-all page")
-    max_pages: int = Field(20, ge=1, description="nuvo: pages read per poll at most")
+    page_size: int = Field(
+        100, ge=1, le=1000, description="nuvo: executions per page; Codat: `pageSize`"
+    )
+    max_pages: int = Field(
+        20, ge=1, description="nuvo, Codat (per company and list): pages read per poll at most"
+    )
+    company_ids: list[str] = Field(
+        default_factory=list, description="Codat: the companies polled (empty: every company)"
+    )
+    query: str | None = Field(
+        None, description="Codat: the pull-operation `query`, e.g. `dataType=invoices`"
+    )
+    quota_reserve: int = Field(
+        50, ge=0, description="Codat: stop a round when the daily quota left falls to this"
+    )
     timeout_s: float = Field(10.0, gt=0, description="seconds one HTTP request may take")
 
     @model_validator(mode="after")
     def _credentials_fit_the_provider(self) -> PollSourceSettings:
-        needed = {Provider.krenalis: ("api_key",), Provider.nuvo: ("license_key",)}
+        needed = {
+            Provider.krenalis: ("api_key",),
+            Provider.nuvo: ("license_key",),
+            Provider.codat: ("api_key",),
+        }
         missing = [name for name in needed[self.provider] if getattr(self, name) is None]
         if missing:
             raise ValueError(f"poll source {self.name!r} ({self.provider.value}) needs {missing}")

@@ -76,7 +76,9 @@ def test_plan_publishes_new_and_changed_counts_unchanged_expires_old_ended() -> 
     assert [p.run_id for p in decided.publish] == [a.run_id]
     assert decided.unchanged == 1
     assert decided.expired == ("gone-long-ago",)  # b is old but still returned: kept
-    assert sorted(live(known, now=NOW, grace=GRACE)) == sorted([a.run_id, "gone-recently", "live"])
+    assert sorted(run.run_id for run in live(known, now=NOW, grace=GRACE)) == sorted(
+        [a.run_id, "gone-recently", "live"]
+    )
 
 
 def test_checkpoint_keeps_the_first_ended_time_and_reopens_a_rerun() -> None:

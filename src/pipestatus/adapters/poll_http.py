@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Callable
 from typing import Any, NoReturn, Protocol
 
 import httpx
@@ -32,10 +31,10 @@ RATE_LIMIT_RETRIES = 2
 class PollApi(Protocol):
     async def listed(self) -> list[Polled]: ...
 
-    async def one(self, run_id: str) -> Polled | None: ...
+    async def one(self, run_id: str, locator: str | None) -> Polled | None: ...
 
 
-class _Http:
+class Http:
     """GETs with the source's auth, mapping every failure onto a reason label."""
 
     def __init__(self, client: httpx.AsyncClient, source: PollSourceSettings, max_wait_s: float):
@@ -92,10 +91,10 @@ def retry_after(response: httpx.Response) -> float | None:
 class KrenalisApi:
     """``GET /v1/pipelines/runs`` (every run, no paging) and ``/v1/pipelines/runs/{id}``."""
 
-    def __init__(self, http: _Http) -> None:
+    def __init__(self, http: Http) -> None:
         self._http = http
         source = http.source
-        key = _secret(source.api_key, source, "api_key")
+        key = secret(source.api_key, source, "api_key")
         self._headers = {"Authorization": f"Bearer {key}"}
         if source.workspace:
             self._headers["Krenalis-Workspace"] = source.workspace
@@ -108,9 +107,9 @@ class KrenalisApi:
         runs = document.get("runs")
         if not isinstance(runs, list):
             self._http.fail("bad_response", "GET /v1/pipelines/runs: no `runs` list")
-        return _items(Provider.krenalis, runs)
+        return items(Provider.krenalis, runs)
 
-    async def one(self, run_id: str) -> Polled | None:
+    async def one(self, run_id: str, locator: str | None = None) -> Polled | None:
         request = self._http.client.build_request(
             "GET", f"/v1/pipelines/runs/{run_id}", headers=self._headers
         )
@@ -118,13 +117,13 @@ class KrenalisApi:
         if response.status_code == 404:
             return None
         self._http.json(response)
-        return _single(Provider.krenalis, response)
+        return single(Provider.krenalis, response)
 
 
 class NuvoApi:
     """License key → access token (cached until refused), read-all pages, read by id."""
 
-    def __init__(self, http: _Http) -> None:
+    def __init__(self, http: Http) -> None:
         self._http = http
         self._token: str | None = None
 
@@ -142,7 +141,7 @@ class NuvoApi:
 
     async def _access_token(self) -> str:
         source = self._http.source
-        body: dict[str, Any] = {"license_key": _secret(source.license_key, source, "license_key")}
+        body: dict[str, Any] = {"license_key": secret(source.license_key, source, "license_key")}
         if source.auth_identifier:
             body["auth"] = {"identifier": source.auth_identifier, "type": source.auth_type}
         request = self._http.client.build_request("POST", "/auth/access-token", json=body)
@@ -166,7 +165,7 @@ class NuvoApi:
             data = document.get("data")
             if not isinstance(data, list):
                 self._http.fail("bad_response", "GET /execution/: no `data` list")
-            found.extend(_items(Provider.nuvo, data))
+            found.extend(items(Provider.nuvo, data))
             # `pagination.total` is documented as the entries in `data`, not of all pages:
             # a short page is the last one.
             offset += len(data)
@@ -174,33 +173,24 @@ class NuvoApi:
                 break
         return found
 
-    async def one(self, run_id: str) -> Polled | None:
+    async def one(self, run_id: str, locator: str | None = None) -> Polled | None:
         response = await self._authorized("GET", f"/execution/{run_id}")
         if response.status_code == 404:
             return None
         self._http.json(response)
-        return _single(Provider.nuvo, response)
+        return single(Provider.nuvo, response)
 
 
-def _secret(value: SecretStr | None, source: PollSourceSettings, name: str) -> str:
+def secret(value: SecretStr | None, source: PollSourceSettings, name: str) -> str:
     if value is None:  # the settings validator requires it; never reached from the CLI
         raise ConfigError(f"poll source {source.name!r} needs {name}")
     return value.get_secret_value()
 
 
-def _items(provider: Provider, items: list[Any]) -> list[Polled]:
+def items(provider: Provider, items: list[Any]) -> list[Polled]:
     found = [polled(provider, item) for item in items if isinstance(item, dict)]
     return [item for item in found if item is not None]
 
 
-def _single(provider: Provider, response: httpx.Response) -> Polled | None:
+def single(provider: Provider, response: httpx.Response) -> Polled | None:
     return polled(provider, response.json(), response.content)
-
-
-def poll_api(client: httpx.AsyncClient, source: PollSourceSettings, max_wait_s: float) -> PollApi:
-    http = _Http(client, source, max_wait_s)
-    clients: dict[Provider, Callable[[_Http], PollApi]] = {
-        Provider.krenalis: KrenalisApi,
-        Provider.nuvo: NuvoApi,
-    }
-    return clients[source.provider](http)

@@ -19,13 +19,13 @@ from pipestatus.edge.polling import Known
 #: First key of the two-key advisory lock: "poll" in ASCII; the second is the source's hash.
 _LOCK_CLASS = 0x706F6C6C
 
-_LOAD = "SELECT run_id, fingerprint, ended_seen_at FROM poll_runs WHERE source = $1"
+_LOAD = "SELECT run_id, fingerprint, ended_seen_at, locator FROM poll_runs WHERE source = $1"
 _SAVE = """
-INSERT INTO poll_runs (source, run_id, fingerprint, ended_seen_at)
-VALUES ($1, $2, $3, $4)
+INSERT INTO poll_runs (source, run_id, fingerprint, ended_seen_at, locator)
+VALUES ($1, $2, $3, $4, $5)
 ON CONFLICT (source, run_id) DO UPDATE
 SET fingerprint = EXCLUDED.fingerprint, ended_seen_at = EXCLUDED.ended_seen_at,
-    updated_at = now()
+    locator = EXCLUDED.locator, updated_at = now()
 """
 _FORGET = "DELETE FROM poll_runs WHERE source = $1 AND run_id = ANY($2::text[])"
 
@@ -41,14 +41,16 @@ class PollState:
         with map_pg_errors():
             rows = await self._connection.fetch(_LOAD, self._source)
         return {
-            row["run_id"]: Known(row["run_id"], row["fingerprint"], row["ended_seen_at"])
+            row["run_id"]: Known(
+                row["run_id"], row["fingerprint"], row["ended_seen_at"], row["locator"]
+            )
             for row in rows
         }
 
     async def save(self, run: Known) -> None:
         with map_pg_errors():
             await self._connection.execute(
-                _SAVE, self._source, run.run_id, run.fingerprint, run.ended_seen_at
+                _SAVE, self._source, run.run_id, run.fingerprint, run.ended_seen_at, run.locator
             )
 
     async def forget(self, run_ids: Iterable[str]) -> None:

@@ -87,12 +87,12 @@ class SourcePoller:
             seen = await self.api.listed()
             listed = {resource.run_id for resource in seen}
             gone = []
-            for run_id in live(known, now=now, grace=grace):
-                if run_id in listed:
+            for run in live(known, now=now, grace=grace):
+                if run.run_id in listed:
                     continue
-                resource = await self.api.one(run_id)
+                resource = await self.api.one(run.run_id, run.locator)
                 if resource is None:
-                    gone.append(run_id)
+                    gone.append(run.run_id)
                 else:
                     seen.append(resource)
             decided = plan(seen, known, now=now, grace=grace)

@@ -37,6 +37,9 @@ STATUS_FIELDS: Final[Mapping[Provider, tuple[str, ...]]] = {
     Provider.zoho_dataprep: ("response_status", "pipelinerun"),
 }  # fmt: skip
 
+#: The field naming what a by-id read needs besides the run id (Codat: the company).
+LOCATOR_FIELDS: Final[Mapping[Provider, str]] = {Provider.codat: "companyId"}
+
 #: The CloudEvents ``type`` of a polled resource, after the provider's type prefix.
 POLLED_TYPE: Final = "polled"
 
@@ -51,6 +54,7 @@ class Polled:
     document: dict[str, Any]
     #: What is published: the response body of a single resource, else the item's JSON.
     body: bytes
+    locator: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +64,7 @@ class Known:
     run_id: str
     fingerprint: str
     ended_seen_at: datetime | None
+    locator: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,11 +75,11 @@ class Plan:
     expired: tuple[str, ...]
 
 
-def live(known: Mapping[str, Known], *, now: datetime, grace: timedelta) -> list[str]:
+def live(known: Mapping[str, Known], *, now: datetime, grace: timedelta) -> list[Known]:
     """Runs still read by id when a list omits them: not ended, or ended within grace."""
     return [
-        run_id
-        for run_id, run in known.items()
+        run
+        for run in known.values()
         if run.ended_seen_at is None or now - run.ended_seen_at <= grace
     ]
 
@@ -87,7 +92,8 @@ def checkpoint(resource: Polled, before: Known | None, *, now: datetime) -> Know
         ended = before.ended_seen_at
     else:
         ended = now
-    return Known(resource.run_id, resource.fingerprint, ended)
+    locator = resource.locator or (before.locator if before is not None else None)
+    return Known(resource.run_id, resource.fingerprint, ended, locator)
 
 
 def inner(provider: Provider, document: dict[str, Any]) -> dict[str, Any]:
@@ -110,17 +116,19 @@ def polled(
     body = orjson.dumps(document) if body is None else body
     fields = {name: resource.get(name) for name in STATUS_FIELDS[provider]}
     fingerprint = hashlib.sha256(canonical_json(fields)).hexdigest()[:32]
+    found = resource.get(LOCATOR_FIELDS.get(provider, ""))
+    locator = found if isinstance(found, str) and found else None
     try:
         observations = parse_document(document, provider).observations
     except EventError:
         raw = resource.get("id")
         if isinstance(raw, bool) or not isinstance(raw, str | int) or not str(raw):
             return None
-        return Polled(str(raw), fingerprint, False, document, body)
+        return Polled(str(raw), fingerprint, False, document, body, locator)
     if not observations:
         return None
     run = observations[0]
-    return Polled(run.run_id, fingerprint, run.state in TERMINAL, document, body)
+    return Polled(run.run_id, fingerprint, run.state in TERMINAL, document, body, locator)
 
 
 def plan(

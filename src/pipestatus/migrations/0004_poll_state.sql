@@ -7,6 +7,8 @@ CREATE TABLE poll_runs (
     run_id        text        NOT NULL,
     -- hash of the provider's status-relevant fields last published
     fingerprint   text        NOT NULL,
+    -- what the by-id endpoint needs besides the run id (Codat: the company id), if anything
+    locator       text,
     -- when the poller first saw the run ended; NULL while live (a re-run reopens it)
     ended_seen_at timestamptz,
     updated_at    timestamptz NOT NULL DEFAULT now(),

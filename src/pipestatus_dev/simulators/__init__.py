@@ -7,7 +7,8 @@ them; serve one with ``pipestatus.adapters.asgi.AsgiServer``.
 """
 
 from pipestatus_dev.simulators.base import Simulator
+from pipestatus_dev.simulators.codat import CodatSimulator
 from pipestatus_dev.simulators.krenalis import KrenalisSimulator
 from pipestatus_dev.simulators.nuvo import NuvoSimulator
 
-__all__ = ["KrenalisSimulator", "NuvoSimulator", "Simulator"]
+__all__ = ["CodatSimulator", "KrenalisSimulator", "NuvoSimulator", "Simulator"]
