@@ -219,8 +219,8 @@ class PollSourceSettings(BaseModel):
     name: str = Field(
         pattern=r"^[a-z0-9][a-z0-9_.-]{0,62}$", description="label, lock and state key"
     )
-    provider: Literal[Provider.krenalis, Provider.nuvo, Provider.codat] = Field(
-        description="which API the source speaks"
+    provider: Literal[Provider.krenalis, Provider.nuvo, Provider.codat, Provider.zoho_dataprep] = (
+        Field(description="which API the source speaks")
     )
     base_url: str = Field(
         description="API root, e.g. `https://krenalis.example.com` or "
@@ -260,6 +260,31 @@ class PollSourceSettings(BaseModel):
     quota_reserve: int = Field(
         50, ge=0, description="Codat: stop a round when the daily quota left falls to this"
     )
+    accounts_url: str | None = Field(
+        None, description="Zoho: the data centre's accounts server, e.g. `https://accounts.zoho.eu`"
+    )
+    client_id: str | None = Field(None, description="Zoho: the OAuth client id")
+    client_secret: SecretStr | None = Field(None, description="Zoho: the OAuth client secret")
+    refresh_token: SecretStr | None = Field(
+        None, description="Zoho: the OAuth refresh token (secret)"
+    )
+    job_url: str | None = Field(
+        None,
+        description="Zoho: URL template of one job's Job Summary, with `{job_id}`; Zoho publishes"
+        " no path, copy it from its Postman collection",
+    )
+    jobs_url: str | None = Field(
+        None,
+        description="Zoho: URL template of a pipeline's job list, with `{pipeline_id}` (optional;"
+        " needs `jobs_field`)",
+    )
+    jobs_field: str | None = Field(
+        None, description="Zoho: the field of the job list response holding the jobs (each `id`)"
+    )
+    pipeline_ids: list[str] = Field(
+        default_factory=list, description="Zoho: pipelines whose jobs `jobs_url` lists"
+    )
+    job_ids: list[str] = Field(default_factory=list, description="Zoho: jobs always watched")
     timeout_s: float = Field(10.0, gt=0, description="seconds one HTTP request may take")
 
     @model_validator(mode="after")
@@ -268,11 +293,30 @@ class PollSourceSettings(BaseModel):
             Provider.krenalis: ("api_key",),
             Provider.nuvo: ("license_key",),
             Provider.codat: ("api_key",),
-        }
+            Provider.zoho_dataprep: (
+                "accounts_url", "client_id", "client_secret", "refresh_token", "job_url",
+            ),
+        }  # fmt: skip
         missing = [name for name in needed[self.provider] if getattr(self, name) is None]
         if missing:
             raise ValueError(f"poll source {self.name!r} ({self.provider.value}) needs {missing}")
+        if self.provider is Provider.zoho_dataprep:
+            self._zoho_templates()
         return self
+
+    def _zoho_templates(self) -> None:
+        """Zoho's paths are the user's, never guessed: the templates must fit."""
+        if "{job_id}" not in (self.job_url or ""):
+            raise ValueError(f"poll source {self.name!r}: job_url needs {{job_id}}")
+        if self.jobs_url is not None and (
+            "{pipeline_id}" not in self.jobs_url or not self.jobs_field or not self.pipeline_ids
+        ):
+            raise ValueError(
+                f"poll source {self.name!r}: jobs_url needs {{pipeline_id}}, jobs_field and"
+                " pipeline_ids"
+            )
+        if self.jobs_url is None and not self.job_ids:
+            raise ValueError(f"poll source {self.name!r}: watch job_ids or list them (jobs_url)")
 
 
 class PollSettings(BaseModel):

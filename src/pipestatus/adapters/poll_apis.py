@@ -8,6 +8,7 @@ import httpx
 
 from pipestatus.adapters.poll_codat import CodatApi
 from pipestatus.adapters.poll_http import Http, KrenalisApi, NuvoApi, PollApi
+from pipestatus.adapters.poll_zoho import ZohoApi
 from pipestatus.domain.states import Provider
 from pipestatus.settings import PollSourceSettings
 
@@ -15,6 +16,7 @@ CLIENTS: dict[Provider, Callable[[Http], PollApi]] = {
     Provider.krenalis: KrenalisApi,
     Provider.nuvo: NuvoApi,
     Provider.codat: CodatApi,
+    Provider.zoho_dataprep: ZohoApi,
 }
 
 

@@ -11,6 +11,7 @@ stops, to resume once ``X-Rate-Limit-Reset`` has passed (00:00 UTC if it cannot 
 from __future__ import annotations
 
 import base64
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -18,7 +19,7 @@ import httpx
 
 from pipestatus.adapters.poll_http import Http, items, secret, single
 from pipestatus.domain.states import Provider
-from pipestatus.edge.polling import Polled
+from pipestatus.edge.polling import Known, Listing, Polled
 
 
 class CodatApi:
@@ -64,7 +65,7 @@ class CodatApi:
         companies = await self._pages("/companies", {})
         return [c["id"] for c in companies if isinstance(c, dict) and isinstance(c.get("id"), str)]
 
-    async def listed(self) -> list[Polled]:
+    async def listed(self, known: Mapping[str, Known]) -> Listing:
         extra: dict[str, Any] = {"orderBy": "-requested"}
         if self._http.source.query:
             extra["query"] = self._http.source.query
@@ -72,7 +73,7 @@ class CodatApi:
         for company in await self._companies():
             operations = await self._pages(f"/companies/{company}/data/history", extra)
             found.extend(items(Provider.codat, operations))
-        return found
+        return Listing(found)
 
     async def one(self, run_id: str, locator: str | None = None) -> Polled | None:
         if locator is None:

@@ -12,13 +12,14 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Mapping
 from typing import Any, NoReturn, Protocol
 
 import httpx
 from pydantic import SecretStr
 
 from pipestatus.domain.states import Provider
-from pipestatus.edge.polling import Polled, polled
+from pipestatus.edge.polling import Known, Listing, Polled, polled
 from pipestatus.errors import ConfigError, ProviderPollError
 from pipestatus.settings import PollSourceSettings
 
@@ -29,7 +30,7 @@ RATE_LIMIT_RETRIES = 2
 
 
 class PollApi(Protocol):
-    async def listed(self) -> list[Polled]: ...
+    async def listed(self, known: Mapping[str, Known]) -> Listing: ...
 
     async def one(self, run_id: str, locator: str | None) -> Polled | None: ...
 
@@ -99,7 +100,7 @@ class KrenalisApi:
         if source.workspace:
             self._headers["Krenalis-Workspace"] = source.workspace
 
-    async def listed(self) -> list[Polled]:
+    async def listed(self, known: Mapping[str, Known]) -> Listing:
         request = self._http.client.build_request(
             "GET", "/v1/pipelines/runs", headers=self._headers
         )
@@ -107,7 +108,7 @@ class KrenalisApi:
         runs = document.get("runs")
         if not isinstance(runs, list):
             self._http.fail("bad_response", "GET /v1/pipelines/runs: no `runs` list")
-        return items(Provider.krenalis, runs)
+        return Listing(items(Provider.krenalis, runs))
 
     async def one(self, run_id: str, locator: str | None = None) -> Polled | None:
         request = self._http.client.build_request(
@@ -154,7 +155,7 @@ class NuvoApi:
             self._http.fail("auth", "POST /auth/access-token: no access_token")
         return str(token)
 
-    async def listed(self) -> list[Polled]:
+    async def listed(self, known: Mapping[str, Known]) -> Listing:
         found: list[Polled] = []
         source = self._http.source
         offset = 0
@@ -171,7 +172,7 @@ class NuvoApi:
             offset += len(data)
             if len(data) < source.page_size:
                 break
-        return found
+        return Listing(found)
 
     async def one(self, run_id: str, locator: str | None = None) -> Polled | None:
         response = await self._authorized("GET", f"/execution/{run_id}")

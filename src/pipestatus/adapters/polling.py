@@ -84,7 +84,8 @@ class SourcePoller:
                 return Round(0, 0, locked=True)
             known = await state.load()
             now = datetime.now(UTC)
-            seen = await self.api.listed()
+            listing = await self.api.listed(known)
+            seen = list(listing.resources)
             listed = {resource.run_id for resource in seen}
             gone = []
             for run in live(known, now=now, grace=grace):
@@ -95,7 +96,7 @@ class SourcePoller:
                     gone.append(run.run_id)
                 else:
                     seen.append(resource)
-            decided = plan(seen, known, now=now, grace=grace)
+            decided = plan(seen, known, now=now, grace=grace, named=listing.named)
             for resource in decided.publish:
                 record = to_record(
                     provider, resource, topic=self.topic, type_prefix=self.type_prefix, at=now

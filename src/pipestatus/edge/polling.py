@@ -68,6 +68,15 @@ class Known:
 
 
 @dataclass(frozen=True, slots=True)
+class Listing:
+    """What a list read returned: resources, and ids it still names but did not re-read
+    (Zoho's watched jobs, whose summaries are read one by one while live)."""
+
+    resources: list[Polled]
+    named: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
 class Plan:
     publish: tuple[Polled, ...]
     unchanged: int
@@ -132,11 +141,17 @@ def polled(
 
 
 def plan(
-    seen: Iterable[Polled], known: Mapping[str, Known], *, now: datetime, grace: timedelta
+    seen: Iterable[Polled],
+    known: Mapping[str, Known],
+    *,
+    now: datetime,
+    grace: timedelta,
+    named: frozenset[str] = frozenset(),
 ) -> Plan:
-    """Which resources to publish (changed or new), how many did not move, which expire."""
+    """Which resources to publish (changed or new), how many did not move, which expire
+    (ended past the grace window, and neither returned nor ``named`` by the API now)."""
     publish: dict[str, Polled] = {}
-    returned: set[str] = set()
+    returned: set[str] = set(named)
     unchanged = 0
     for resource in seen:
         returned.add(resource.run_id)

@@ -10,5 +10,6 @@ from pipestatus_dev.simulators.base import Simulator
 from pipestatus_dev.simulators.codat import CodatSimulator
 from pipestatus_dev.simulators.krenalis import KrenalisSimulator
 from pipestatus_dev.simulators.nuvo import NuvoSimulator
+from pipestatus_dev.simulators.zoho import ZohoSimulator
 
-__all__ = ["CodatSimulator", "KrenalisSimulator", "NuvoSimulator", "Simulator"]
+__all__ = ["CodatSimulator", "KrenalisSimulator", "NuvoSimulator", "Simulator", "ZohoSimulator"]
