@@ -10,7 +10,9 @@ import pytest
 
 from pipestatus.adapters.polling import PollMetrics
 from pipestatus.domain.states import Provider
+from pipestatus.poller import run_poller
 from pipestatus.settings import Settings
+from pipestatus_dev.embedded import LOOPBACK, free_port
 from pipestatus_dev.provision.services import TestServices
 from pipestatus_dev.simulators import KrenalisSimulator
 from tests.integration.db_tools import fetch
@@ -211,3 +213,49 @@ async def test_a_live_run_the_list_omits_is_read_by_id_and_forgotten_once_gone(
     assert sim.requests.count(f"GET /v1/pipelines/runs/{run_id}") == 1
     assert await fetch(database_url, "SELECT * FROM poll_runs") == []
     assert len(await published(services.kafka_bootstrap, topic)) == 1
+
+
+async def _poll_for(settings: Settings, seconds: float, metrics: PollMetrics) -> None:
+    """``pipestatus poll`` (the loop, not ``--once``) for ``seconds``, then SIGTERM."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(run_poller(settings, stop=stop, metrics=metrics))
+    await asyncio.sleep(seconds)
+    assert not task.done(), "the poller ended by itself"
+    stop.set()
+    await asyncio.wait_for(task, 30)
+
+
+async def test_the_loop_absorbs_occasional_429s(
+    services: TestServices, database_url: str, topic: str
+) -> None:
+    sim = KrenalisSimulator(rate_limit_every=3, retry_after_s=0.1)
+    sim.start()
+    sim.start()
+    async with serving(sim.app()) as url:
+        settings = poll_settings(
+            services.kafka_bootstrap, database_url, topic, source(url, interval_s=0.1)
+        )
+        metrics = PollMetrics()
+        await _poll_for(settings, 2.0, metrics)
+    assert sim.throttled >= 2
+    assert sample(metrics, "pipestatus_polls_total", source="krenalis-main", outcome="ok") >= 5
+    assert sample(metrics, "pipestatus_polls_total", source="krenalis-main", outcome="failed") == 0
+    assert len(await published(services.kafka_bootstrap, topic)) == 2
+
+
+async def test_an_unreachable_api_is_retried_with_exponential_backoff(
+    services: TestServices, database_url: str, topic: str
+) -> None:
+    url = f"http://{LOOPBACK}:{free_port()}"  # nothing listens there
+    settings = poll_settings(
+        services.kafka_bootstrap, database_url, topic, source(url, interval_s=0.05),
+        retry_initial_s=0.1,
+    )  # fmt: skip
+    metrics = PollMetrics()
+    await _poll_for(settings, 2.0, metrics)
+    errors = sample(
+        metrics, "pipestatus_poll_errors_total", source="krenalis-main", reason="unreachable"
+    )
+    # 0.1, 0.2, 0.4, 0.8 s ceilings (each at least half): at most 6 tries in 2 s, where the
+    # 0.05 s interval alone would allow about 40.
+    assert 3 <= errors <= 6

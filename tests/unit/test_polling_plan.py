@@ -8,7 +8,16 @@ from pathlib import Path
 from typing import Any
 
 from pipestatus.domain.states import Provider
-from pipestatus.edge.polling import Known, Polled, checkpoint, live, plan, polled, to_record
+from pipestatus.edge.polling import (
+    Known,
+    Polled,
+    backoff_s,
+    checkpoint,
+    live,
+    plan,
+    polled,
+    to_record,
+)
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 NOW = datetime(2026, 7, 14, 12, 0, tzinfo=UTC)
@@ -89,3 +98,10 @@ def test_checkpoint_keeps_the_first_ended_time_and_reopens_a_rerun() -> None:
     later = checkpoint(ended, first, now=NOW + timedelta(hours=3))
     assert later.ended_seen_at == NOW
     assert checkpoint(running, first, now=NOW).ended_seen_at is None
+
+
+def test_backoff_doubles_to_its_cap_with_jitter_in_the_upper_half() -> None:
+    waits = [backoff_s(n, initial=1, maximum=30, jitter=1.0) for n in range(1, 8)]
+    assert waits == [1, 2, 4, 8, 16, 30, 30]
+    assert backoff_s(3, initial=1, maximum=30, jitter=0.5) == 2
+    assert backoff_s(3, initial=1, maximum=30, jitter=0.0) == 2  # never below half

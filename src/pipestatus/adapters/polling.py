@@ -21,7 +21,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from pipestatus.adapters.poll_http import PollApi
 from pipestatus.adapters.poll_store import locked_source
 from pipestatus.adapters.producer import KafkaPublisher
-from pipestatus.edge.polling import checkpoint, live, plan, to_record
+from pipestatus.edge.polling import backoff_s, checkpoint, live, plan, to_record
 from pipestatus.errors import InfrastructureError, ProviderPollError
 from pipestatus.settings import PollSettings, PollSourceSettings
 
@@ -139,7 +139,10 @@ class SourcePoller:
         return delay
 
     def backoff(self, failures: int) -> float:
-        """Exponential from ``retry_initial_s``, capped, with full jitter in its upper half."""
         settings = self.settings
-        ceiling = min(settings.retry_max_s, settings.retry_initial_s * 2 ** (failures - 1))
-        return float(ceiling * random.uniform(0.5, 1.0))  # noqa: S311  # jitter, not a secret
+        return backoff_s(
+            failures,
+            initial=settings.retry_initial_s,
+            maximum=settings.retry_max_s,
+            jitter=random.uniform(0.5, 1.0),  # noqa: S311  # jitter, not a secret
+        )

@@ -196,3 +196,10 @@ def to_record(
         value=resource.body,
         headers=tuple((name, value.encode()) for name, value in headers),
     )
+
+
+def backoff_s(failures: int, *, initial: float, maximum: float, jitter: float) -> float:
+    """The wait after ``failures`` failed rounds in a row: exponential from ``initial``,
+    capped at ``maximum``, scaled by ``jitter`` in [0.5, 1] (so replicas spread out)."""
+    ceiling = min(maximum, initial * 2.0 ** max(failures - 1, 0))
+    return float(ceiling * min(max(jitter, 0.5), 1.0))
