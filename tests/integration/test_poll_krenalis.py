@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import signal
+import sys
 import time
 from typing import Any
 
@@ -259,3 +263,47 @@ async def test_an_unreachable_api_is_retried_with_exponential_backoff(
     # 0.1, 0.2, 0.4, 0.8 s ceilings (each at least half): at most 6 tries in 2 s, where the
     # 0.05 s interval alone would allow about 40.
     assert 3 <= errors <= 6
+
+
+async def _command(env: dict[str, str], *args: str) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "pipestatus", "poll", *args,
+        env={**os.environ, **env}, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+
+
+async def test_the_real_command_polls_once_and_stops_on_sigterm(
+    services: TestServices, database_url: str, topic: str
+) -> None:
+    sim = KrenalisSimulator()
+    sim.start()
+    async with serving(sim.app()) as url:
+        env = {
+            "PIPESTATUS_KAFKA__BOOTSTRAP_SERVERS": services.kafka_bootstrap,
+            "PIPESTATUS_KAFKA__TOPICS": json.dumps({topic: "krenalis"}),
+            "PIPESTATUS_DATABASE__URL": database_url,
+            "PIPESTATUS_HTTP__PORT": "0",
+            "PIPESTATUS_POLL__SOURCES": json.dumps([source(url)]),
+        }
+        once = await _command(env, "--once")
+        _out, err = await asyncio.wait_for(once.communicate(), 60)
+        assert once.returncode == 0, err.decode()
+        assert len(await published(services.kafka_bootstrap, topic)) == 1
+
+        wrong = {**env, "PIPESTATUS_POLL__SOURCES": json.dumps([source(url, api_key="api_x")])}
+        refused = await _command(wrong, "--once")
+        _out, err = await asyncio.wait_for(refused.communicate(), 60)
+        assert refused.returncode == 1
+        assert "poll failed for krenalis-main" in err.decode()
+        assert "api_x" not in err.decode()
+
+        looping = await _command(env)
+        polls = len(sim.requests)
+        deadline = time.monotonic() + 30
+        while len(sim.requests) < polls + 2:  # two rounds of the loop
+            assert time.monotonic() < deadline, "the command did not poll"
+            await asyncio.sleep(0.1)
+        looping.send_signal(signal.SIGTERM)
+        _out, err = await asyncio.wait_for(looping.communicate(), 30)
+        assert looping.returncode == 0, err.decode()
+    assert len(await published(services.kafka_bootstrap, topic)) == 1  # nothing moved since
