@@ -13,14 +13,12 @@ from typing import Any
 import pytest
 
 from pipestatus.adapters.polling import PollMetrics
-from pipestatus.domain.states import Provider
 from pipestatus.poller import run_poller
 from pipestatus.settings import Settings
 from pipestatus_dev.embedded import LOOPBACK, free_port
 from pipestatus_dev.provision.services import TestServices
 from pipestatus_dev.simulators import KrenalisSimulator
 from tests.integration.db_tools import fetch
-from tests.integration.kafka_tools import worker_settings
 from tests.integration.poll_tools import (
     fresh_topic,
     headers,
@@ -31,7 +29,6 @@ from tests.integration.poll_tools import (
     serving,
     value,
 )
-from tests.integration.worker_tools import running_worker
 
 pytestmark = [pytest.mark.services]
 
@@ -110,21 +107,6 @@ async def test_refused_credentials_fail_the_round_and_publish_nothing(
     assert await fetch(database_url, "SELECT * FROM poll_runs") == []
 
 
-async def test_429_is_retried_after_its_retry_after(
-    services: TestServices, database_url: str, topic: str
-) -> None:
-    sim = KrenalisSimulator()
-    sim.start()
-    sim.throttle(1, retry_after_s=1.5)
-    async with serving(sim.app()) as url:
-        settings = settings_for(services, database_url, topic, url)
-        started = time.monotonic()
-        assert await one_round(settings) == []
-        assert time.monotonic() - started >= 1.5
-    assert sim.throttled == 1
-    assert len(await published(services.kafka_bootstrap, topic)) == 1
-
-
 async def test_429_beyond_the_retries_fails_the_round_with_its_retry_after(
     services: TestServices, database_url: str, topic: str
 ) -> None:
@@ -140,67 +122,6 @@ async def test_429_beyond_the_retries_fails_the_round_with_its_retry_after(
         metrics, "pipestatus_poll_errors_total", source="krenalis-main", reason="rate_limited"
     )
     assert await published(services.kafka_bootstrap, topic) == []
-
-
-async def test_crash_between_produce_and_checkpoint_republishes_and_the_worker_dedupes(
-    services: TestServices, database_url: str, topic: str
-) -> None:
-    """The checkpoint is the poller's only write: without it, the round runs again."""
-    sim = KrenalisSimulator()
-    runs = [sim.start(), sim.start()]
-    sim.finish(runs[1])
-    async with serving(sim.app()) as url:
-        settings = settings_for(services, database_url, topic, url)
-        assert await one_round(settings) == []
-        await fetch(database_url, "DELETE FROM poll_runs")  # as if it crashed before saving
-        assert await one_round(settings) == []
-    records = await published(services.kafka_bootstrap, topic)
-    assert len(records) == 4
-    assert len({headers(r)["ce_id"] for r in records}) == 2  # the same two events, twice
-
-    worker = worker_settings(services.kafka_bootstrap, database_url, {topic: Provider.krenalis})
-    async with running_worker(worker):
-        await _until_processed(database_url, 4)
-    rows = await fetch(database_url, "SELECT run_id, state FROM runs ORDER BY run_id")
-    assert sorted(row["run_id"] for row in rows) == sorted(runs)
-    assert {row["run_id"]: row["state"] for row in rows}[runs[1]] == "succeeded"
-    events = await fetch(database_url, "SELECT event_id FROM processed_events")
-    assert len(events) == 2  # four records, two effects
-    transitions = await fetch(database_url, "SELECT run_id FROM run_transitions")
-    assert sorted(row["run_id"] for row in transitions) == sorted(runs)
-
-
-async def _until_processed(database_url: str, records: int) -> None:
-    deadline = time.monotonic() + 60
-    while True:
-        offsets = await fetch(database_url, "SELECT next_offset FROM consumer_offsets")
-        if offsets and sum(row["next_offset"] for row in offsets) >= records:
-            return
-        assert time.monotonic() < deadline, "the worker did not consume the records"
-        await asyncio.sleep(0.2)
-
-
-async def test_two_replicas_never_poll_one_source_at_once(
-    services: TestServices, database_url: str, topic: str
-) -> None:
-    sim = KrenalisSimulator(latency_s=1.0)  # holds the first replica's round open
-    sim.start()
-    sim.start()
-    async with serving(sim.app()) as url:
-        settings = settings_for(services, database_url, topic, url)
-        metrics = [PollMetrics(), PollMetrics()]
-        results = await asyncio.gather(*(one_round(settings, m) for m in metrics))
-    assert results == [[], []]
-    outcomes = [
-        (
-            sample(m, "pipestatus_polls_total", source="krenalis-main", outcome="ok"),
-            sample(m, "pipestatus_polls_total", source="krenalis-main", outcome="locked"),
-        )
-        for m in metrics
-    ]
-    assert sorted(outcomes) == [(0.0, 1.0), (1.0, 0.0)]
-    assert sim.requests == ["GET /v1/pipelines/runs"]
-    assert len(await published(services.kafka_bootstrap, topic)) == 2
 
 
 async def test_a_live_run_the_list_omits_is_read_by_id_and_forgotten_once_gone(
@@ -307,3 +228,21 @@ async def test_the_real_command_polls_once_and_stops_on_sigterm(
         _out, err = await asyncio.wait_for(looping.communicate(), 30)
         assert looping.returncode == 0, err.decode()
     assert len(await published(services.kafka_bootstrap, topic)) == 1  # nothing moved since
+
+
+async def test_a_world_that_evolves_by_itself_publishes_each_change_once(
+    services: TestServices, database_url: str, topic: str
+) -> None:
+    sim = KrenalisSimulator(evolve_every_s=0.3)  # live runs end, a new one starts
+    sim.start()
+    async with serving(sim.app()) as url:
+        settings = poll_settings(
+            services.kafka_bootstrap, database_url, topic, source(url, interval_s=0.1)
+        )
+        await _poll_for(settings, 2.0, PollMetrics())
+    records = await published(services.kafka_bootstrap, topic)
+    assert len(records) >= 5
+    assert len({headers(r)["ce_id"] for r in records}) == len(records)  # never one twice
+    last = {r.key.decode(): value(r) for r in records}
+    ended = [run_id for run_id, run in sim.runs.items() if run["endTime"] is not None]
+    assert all(last[run_id]["endTime"] is not None for run_id in ended if run_id in last)

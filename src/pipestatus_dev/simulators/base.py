@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass, field
 
+from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -18,9 +20,19 @@ class Simulator:
     retry_after_s: float = 1.0
     #: Seconds every answer takes (to hold a poll open, e.g. while a second replica tries).
     latency_s: float = 0.0
+    #: Runs move on by themselves (``evolve()``) at most this often, on requests (0: never).
+    evolve_every_s: float = 0.0
+    _evolved_at: float = field(default_factory=time.monotonic)
     requests: list[str] = field(default_factory=list)
     throttled: int = 0
     _throttle_next: int = 0
+
+    def app(self) -> Starlette:
+        raise NotImplementedError
+
+    def evolve(self) -> None:
+        """Moves the world on: live runs advance a step (most simulators also start one)."""
+        raise NotImplementedError
 
     def throttle(self, count: int = 1, *, retry_after_s: float | None = None) -> None:
         """The next ``count`` authorized requests get 429 + ``Retry-After``."""
@@ -31,6 +43,10 @@ class Simulator:
     async def admit(self, request: Request) -> Response | None:
         """Logs the request; a 429 response when this one is throttled."""
         self.requests.append(f"{request.method} {request.url.path}")
+        now = time.monotonic()
+        if self.evolve_every_s and now - self._evolved_at >= self.evolve_every_s:
+            self._evolved_at = now
+            self.evolve()
         if self.latency_s:
             await asyncio.sleep(self.latency_s)
         every = self.rate_limit_every
