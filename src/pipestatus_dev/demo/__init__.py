@@ -2,7 +2,10 @@
 
 Starts the embedded broker and PostgreSQL, the worker (with its metrics endpoint, alert
 dispatcher and stuck-run sweep), a local alert receiver, and feeds realistic traffic for
-all four providers while a terminal view shows runs, transitions, dead letters and alerts.
+all four providers; the edge (demo/edge.py) adds provider simulators polled by the real
+poller and signed Codat webhooks through the real ingress. A terminal view shows runs
+(and which came through the pollers and the ingress), the edge, transitions, dead letters
+and alerts.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from pipestatus.adapters.postgres import PgStore
 from pipestatus.app import install_stop_signals, run_worker
 from pipestatus.domain.states import Provider
 from pipestatus.settings import DEFAULT_TOPICS, Settings
+from pipestatus_dev.demo.edge import running_edge
 from pipestatus_dev.demo.feed import Feeder, demo_records
 from pipestatus_dev.demo.receiver import LocalReceiver
 from pipestatus_dev.demo.view import render, snapshot
@@ -99,20 +103,25 @@ async def _with_services(
         feeder = Feeder(bootstrap, topics, rate)
         feeding = asyncio.create_task(feeder.run(records, stop))
         interactive = out.isatty()
+        _step(out, "starting the edge: provider simulators polled by `pipestatus poll`, signed"
+              " Codat webhooks through `pipestatus ingress`")  # fmt: skip
         try:
-            while not stop.is_set():
-                elapsed = time.monotonic() - began
-                if duration_s is not None and elapsed >= duration_s:
-                    break
-                if interactive:
-                    view = render(await snapshot(store), receiver.alerts, elapsed_s=elapsed,
-                                  produced=feeder.produced, metrics_url=metrics_url)  # fmt: skip
-                    print("\x1b[2J\x1b[H" + view, file=out, flush=True)
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(1.0 if interactive else 5.0):
-                        await stop.wait()
-                if not interactive:
-                    _step(out, f"{elapsed:.0f}s: {feeder.produced} records produced")
+            async with running_edge(bootstrap, database_url) as edge:
+                while not stop.is_set():
+                    elapsed = time.monotonic() - began
+                    if duration_s is not None and elapsed >= duration_s:
+                        break
+                    if interactive:
+                        view = render(await snapshot(store), receiver.alerts, elapsed_s=elapsed,
+                                      produced=feeder.produced, metrics_url=metrics_url,
+                                      edge=edge.line())  # fmt: skip
+                        print("\x1b[2J\x1b[H" + view, file=out, flush=True)
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(1.0 if interactive else 5.0):
+                            await stop.wait()
+                    if not interactive:
+                        _step(out, f"{elapsed:.0f}s: {feeder.produced} records produced; "
+                              f"{edge.line()}")  # fmt: skip
         finally:
             stop.set()
             await feeding
@@ -120,7 +129,7 @@ async def _with_services(
             await worker
         print(
             render(await snapshot(store), receiver.alerts, elapsed_s=time.monotonic() - began,
-                   produced=feeder.produced, metrics_url=metrics_url),
+                   produced=feeder.produced, metrics_url=metrics_url, edge=edge.line()),
             file=out, flush=True,
         )  # fmt: skip
     return 0
