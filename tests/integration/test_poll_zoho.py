@@ -143,3 +143,21 @@ async def test_an_ended_job_past_the_grace_window_is_no_longer_read(
     assert sim.requests.count(summary) == 1  # ended, past grace: not read again
     assert len(await fetch(database_url, "SELECT * FROM poll_runs")) == 1  # still watched
     assert len(await published(services.kafka_bootstrap, topic)) == 1
+
+
+async def test_an_api_error_report_fails_the_round_and_keeps_the_job(
+    services: TestServices, database_url: str, topic: str
+) -> None:
+    sim = ZohoSimulator()
+    job = sim.start(PIPELINE)
+    async with serving(sim.app()) as url:
+        settings = poll_settings(services.kafka_bootstrap, database_url, topic, source(url))
+        assert await one_round(settings) == []
+        sim.failing.add(job)
+        metrics = PollMetrics()
+        assert await one_round(settings, metrics) == ["zoho-eu"]
+        sim.failing.clear()
+        assert await one_round(settings) == []  # unchanged: nothing republished
+    assert sample(metrics, "pipestatus_poll_errors_total", source="zoho-eu", reason="api_error")
+    assert len(await fetch(database_url, "SELECT * FROM poll_runs")) == 1
+    assert len(await published(services.kafka_bootstrap, topic)) == 1

@@ -91,5 +91,9 @@ class ZohoApi:
         response = await self._get((self._http.source.job_url or "").format(job_id=run_id))
         if response.status_code == 404:
             return None
-        self._http.json(response)
+        status = self._http.json(response).get("response_status")
+        code = status.get("status_code") if isinstance(status, dict) else None
+        if isinstance(code, int) and code >= 4000:
+            # An API error report, not a run: fail the round rather than forget the job.
+            self._http.fail("api_error", f"Job Summary of {run_id}: status_code {code}")
         return single(Provider.zoho_dataprep, response)

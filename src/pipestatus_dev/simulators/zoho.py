@@ -45,6 +45,8 @@ class ZohoSimulator(Simulator):
     token_requests: list[float] = field(default_factory=list)
     jobs: dict[str, dict[str, Any]] = field(default_factory=dict)
     pipelines: dict[str, list[str]] = field(default_factory=dict)
+    #: Job ids whose summary answers an API error report (HTTP 200, status_code 4000+).
+    failing: set[str] = field(default_factory=set)
     _time_ms: int = 1767261600000
 
     def start(self, pipeline_id: str = "2650000000418005") -> str:
@@ -132,4 +134,8 @@ class ZohoSimulator(Simulator):
         job = self.jobs.get(request.path_params["job_id"])
         if job is None:
             return not_found("job does not exist")
+        if job["id"] in self.failing:
+            error = {"status": "failure", "status_code": 4001,
+                     "messages": [{"type": "error", "status_code": 4001}]}  # fmt: skip
+            return JSONResponse({"response_status": error})
         return JSONResponse({"pipelinerun": job, "response_status": _OK})
