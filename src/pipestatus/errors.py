@@ -18,7 +18,8 @@ PipestatusError
 └── InfrastructureError             retriable=True: roll back, back off, retry
     ├── StoreUnavailableError       PostgreSQL unreachable or failed transiently
     ├── BrokerError                 Kafka unreachable or failed transiently
-    └── AlertDeliveryError          an alert receiver failed
+    ├── AlertDeliveryError          an alert receiver failed
+    └── ProviderPollError           a provider API failed a poll (reason label)
 ```
 """
 
@@ -154,3 +155,19 @@ class AlertDeliveryError(InfrastructureError):
         self.receiver = receiver
         self.detail = detail
         super().__init__(f"receiver {receiver}: {detail}")
+
+
+class ProviderPollError(InfrastructureError):
+    """A provider's API failed a poll: the round is retried after a backoff.
+
+    ``reason`` is a bounded label (``rate_limited``, ``auth``, ``http_503``, ``timeout``,
+    ``unreachable``, ``bad_response``); ``retry_after_s`` is the provider's own
+    ``Retry-After`` when it sent one.
+    """
+
+    def __init__(self, source: str, reason: str, detail: str, retry_after_s: float | None = None):
+        self.source = source
+        self.reason = reason
+        self.detail = detail
+        self.retry_after_s = retry_after_s
+        super().__init__(f"poll source {source}: {reason}: {detail}")

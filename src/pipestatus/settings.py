@@ -213,6 +213,133 @@ class IngressSettings(BaseModel):
         return self
 
 
+class PollSourceSettings(BaseModel):
+    """One provider API that ``pipestatus poll`` reads (README, "Pollers")."""
+
+    name: str = Field(
+        pattern=r"^[a-z0-9][a-z0-9_.-]{0,62}$", description="label, lock and state key"
+    )
+    provider: Literal[Provider.krenalis, Provider.nuvo, Provider.codat, Provider.zoho_dataprep] = (
+        Field(description="which API the source speaks")
+    )
+    base_url: str = Field(
+        description="API root, e.g. `https://krenalis.example.com` or "
+        "`https://api-gateway.getnuvo.com/dp/api/v1`"
+    )
+    interval_s: float = Field(60.0, gt=0, description="seconds between two polls")
+    topic: str | None = Field(None, description="default: the provider's topic")
+    api_key: SecretStr | None = Field(
+        None,
+        description="Krenalis: the `api_…` key sent as `Authorization: Bearer`; Codat: the API"
+        " key, sent base64-encoded as `Authorization: Basic` (secret)",
+    )
+    workspace: str | None = Field(
+        None, description="Krenalis: the `Krenalis-Workspace` header (unset: key is scoped)"
+    )
+    license_key: SecretStr | None = Field(
+        None, description="nuvo: the license key exchanged for an access token (secret)"
+    )
+    auth_identifier: str | None = Field(
+        None, description="nuvo: `auth.identifier` of the token request (user or sub-org)"
+    )
+    auth_type: Literal["USER", "SUB_ORG"] = Field(
+        "USER", description="nuvo: `auth.type` of the token request"
+    )
+    page_size: int = Field(
+        100, ge=1, le=1000, description="nuvo: executions per page; Codat: `pageSize`"
+    )
+    max_pages: int = Field(
+        20, ge=1, description="nuvo, Codat (per company and list): pages read per poll at most"
+    )
+    company_ids: list[str] = Field(
+        default_factory=list, description="Codat: the companies polled (empty: every company)"
+    )
+    query: str | None = Field(
+        None, description="Codat: the pull-operation `query`, e.g. `dataType=invoices`"
+    )
+    quota_reserve: int = Field(
+        50, ge=0, description="Codat: stop a round when the daily quota left falls to this"
+    )
+    accounts_url: str | None = Field(
+        None, description="Zoho: the data centre's accounts server, e.g. `https://accounts.zoho.eu`"
+    )
+    client_id: str | None = Field(None, description="Zoho: the OAuth client id")
+    client_secret: SecretStr | None = Field(None, description="Zoho: the OAuth client secret")
+    refresh_token: SecretStr | None = Field(
+        None, description="Zoho: the OAuth refresh token (secret)"
+    )
+    job_url: str | None = Field(
+        None,
+        description="Zoho: URL template of one job's Job Summary, with `{job_id}`; Zoho publishes"
+        " no path, copy it from its Postman collection",
+    )
+    jobs_url: str | None = Field(
+        None,
+        description="Zoho: URL template of a pipeline's job list, with `{pipeline_id}` (optional;"
+        " needs `jobs_field`)",
+    )
+    jobs_field: str | None = Field(
+        None, description="Zoho: the field of the job list response holding the jobs (each `id`)"
+    )
+    pipeline_ids: list[str] = Field(
+        default_factory=list, description="Zoho: pipelines whose jobs `jobs_url` lists"
+    )
+    job_ids: list[str] = Field(default_factory=list, description="Zoho: jobs always watched")
+    timeout_s: float = Field(10.0, gt=0, description="seconds one HTTP request may take")
+
+    @model_validator(mode="after")
+    def _credentials_fit_the_provider(self) -> PollSourceSettings:
+        needed = {
+            Provider.krenalis: ("api_key",),
+            Provider.nuvo: ("license_key",),
+            Provider.codat: ("api_key",),
+            Provider.zoho_dataprep: (
+                "accounts_url", "client_id", "client_secret", "refresh_token", "job_url",
+            ),
+        }  # fmt: skip
+        missing = [name for name in needed[self.provider] if getattr(self, name) is None]
+        if missing:
+            raise ValueError(f"poll source {self.name!r} ({self.provider.value}) needs {missing}")
+        if self.provider is Provider.zoho_dataprep:
+            self._zoho_templates()
+        return self
+
+    def _zoho_templates(self) -> None:
+        """Zoho's paths are the user's, never guessed: the templates must fit."""
+        if "{job_id}" not in (self.job_url or ""):
+            raise ValueError(f"poll source {self.name!r}: job_url needs {{job_id}}")
+        if self.jobs_url is not None and (
+            "{pipeline_id}" not in self.jobs_url or not self.jobs_field or not self.pipeline_ids
+        ):
+            raise ValueError(
+                f"poll source {self.name!r}: jobs_url needs {{pipeline_id}}, jobs_field and"
+                " pipeline_ids"
+            )
+        if self.jobs_url is None and not self.job_ids:
+            raise ValueError(f"poll source {self.name!r}: watch job_ids or list them (jobs_url)")
+
+
+class PollSettings(BaseModel):
+    """The pollers (``pipestatus poll``)."""
+
+    sources: list[PollSourceSettings] = Field(
+        default_factory=list, description="JSON list of poll sources (see README)"
+    )
+    grace_s: float = Field(
+        86400.0, ge=0, description="a run ended this long ago is no longer read by id"
+    )
+    retry_initial_s: float = Field(1.0, gt=0, description="first backoff after a failed poll")
+    retry_max_s: float = Field(300.0, gt=0, description="longest backoff (jitter included)")
+    produce_timeout_s: float = Field(10.0, gt=0, description="broker acknowledgement wait")
+
+    @model_validator(mode="after")
+    def _names_are_unique(self) -> PollSettings:
+        names = [source.name for source in self.sources]
+        if len(set(names)) != len(names):
+            raise ValueError("poll source names must be unique")
+        return self
+
+
 class Settings(BaseSettings):
     """All of pipestatus's configuration."""
 
@@ -226,6 +353,7 @@ class Settings(BaseSettings):
     alerts: AlertSettings = Field(default_factory=AlertSettings)
     http: HttpSettings = Field(default_factory=HttpSettings)
     ingress: IngressSettings = Field(default_factory=IngressSettings)
+    poll: PollSettings = Field(default_factory=PollSettings)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["text", "json"] = "text"
 

@@ -8,6 +8,7 @@ generated block in docs/configuration.md and the README's table equal to the mod
     python -m pipestatus_dev.configdoc             # the environment-variable table
     python -m pipestatus_dev.configdoc receivers   # the receiver-object table
     python -m pipestatus_dev.configdoc sources     # the ingress source-object table
+    python -m pipestatus_dev.configdoc poll-sources  # the poll source-object table
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import pydantic_core
 from pydantic import BaseModel, SecretBytes, SecretStr
 from pydantic.fields import FieldInfo
 
-from pipestatus.settings import ReceiverSettings, Settings, SourceSettings
+from pipestatus.settings import PollSourceSettings, ReceiverSettings, Settings, SourceSettings
 
 #: Descriptions of fields the model leaves undescribed (keys: dotted field paths).
 #: A test fails when a field has neither, or when a key here names no field.
@@ -92,6 +93,15 @@ def source_table() -> str:
     rows = [
         (f"`{field.name}`", field.type, field.default, field.description)
         for field in object_fields(SourceSettings, "source")
+    ]
+    return _table(("field", "type", "default", "description"), rows)
+
+
+def poll_source_table() -> str:
+    """The Markdown table of the fields of one ``PIPESTATUS_POLL__SOURCES`` object."""
+    rows = [
+        (f"`{field.name}`", field.type, field.default, field.description)
+        for field in object_fields(PollSourceSettings, "poll_source")
     ]
     return _table(("field", "type", "default", "description"), rows)
 
@@ -276,5 +286,9 @@ def _cell(text: str) -> str:
 
 if __name__ == "__main__":
     which = sys.argv[1] if len(sys.argv) > 1 else "variables"
-    tables = {"receivers": receiver_table, "sources": source_table}
+    tables = {
+        "receivers": receiver_table,
+        "sources": source_table,
+        "poll-sources": poll_source_table,
+    }
     print(tables.get(which, configuration_table)())

@@ -1,4 +1,5 @@
-"""`pipestatus demo --duration` runs unattended and shows runs reaching every state."""
+"""`pipestatus demo --duration` runs unattended, shows runs reaching every state, and runs
+arriving through the pollers and the ingress."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import sys
 
 import pytest
 
-from pipestatus.domain.states import RunState
+from pipestatus.domain.states import Provider, RunState
 
 pytestmark = [pytest.mark.services, pytest.mark.slow]
 
@@ -41,3 +42,11 @@ async def test_demo_runs_unattended_and_reaches_every_state() -> None:
     assert "FIRING" in out
     assert "[ok]" in out
     assert "BAD SIGNATURE" not in out
+    # the edge: runs of all four providers came through the real poller, Codat's also
+    # through the real ingress; one webhook in ten is signed wrongly and refused
+    via_pollers = [line for line in out.splitlines() if line.startswith("ARRIVED VIA POLLERS")][-1]
+    for provider in Provider:
+        assert re.search(rf"\b{provider.value}=[1-9]", via_pollers), via_pollers
+    assert re.search(r"ARRIVED VIA INGRESS\s+codat=[1-9]", out)
+    assert re.search(r"EDGE  polls=[1-9]\d* published=[1-9]", out)
+    assert re.search(r"webhooks delivered=[1-9]\d* refused_bad_signature=[1-9]", out)

@@ -35,12 +35,19 @@ from pipestatus.app import routing_from
 from pipestatus.domain.states import Provider
 from pipestatus.intake import Accepted, InboundRecord, Routing, prepare
 from pipestatus.providers import PROVIDERS
-from pipestatus.settings import DEFAULT_TOPICS, ReceiverSettings, Settings, SourceSettings
+from pipestatus.settings import (
+    DEFAULT_TOPICS,
+    PollSourceSettings,
+    ReceiverSettings,
+    Settings,
+    SourceSettings,
+)
 from pipestatus_dev.configdoc import (
     EXTRA_DESCRIPTIONS,
     Variable,
     configuration_table,
     object_fields,
+    poll_source_table,
     receiver_table,
     source_table,
     variables,
@@ -289,6 +296,7 @@ def test_configuration_md_table_is_generated_from_the_settings() -> None:
     assert _block(text, "config-table") == configuration_table()
     assert _block(text, "receiver-table") == receiver_table()
     assert _block(text, "source-table") == source_table()
+    assert _block(text, "poll-source-table") == poll_source_table()
 
 
 def test_every_setting_is_described() -> None:
@@ -296,6 +304,7 @@ def test_every_setting_is_described() -> None:
         *variables(),
         *object_fields(ReceiverSettings, "receiver"),
         *object_fields(SourceSettings, "source"),
+        *object_fields(PollSourceSettings, "poll_source"),
     ]
     missing = [v.path for v in described if not v.description]
     assert not missing, f"add a Field description (or configdoc.EXTRA_DESCRIPTIONS): {missing}"
@@ -350,6 +359,8 @@ def _sample(annotation: Any) -> Any:
         return {"name": "docs", "type": "alertmanager", "url": "http://alertmanager:9093"}
     if annotation is SourceSettings:
         return {"name": "docs", "provider": "codat", "verify": "none"}
+    if annotation is PollSourceSettings:
+        return {"name": "docs", "provider": "krenalis", "base_url": "http://k", "api_key": "k"}
     return {str: "docs-sample", int: 7, float: 7.5}[annotation]
 
 

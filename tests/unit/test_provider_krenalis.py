@@ -229,9 +229,17 @@ def test_receive_failures_are_record_errors_too():
     assert observation.counters.rows_failed == 10
 
 
-def test_the_list_response_is_not_a_run():
-    with pytest.raises(UnknownPayloadKindError):
-        parse_document({"runs": [load("running.json")]}, Provider.krenalis)
+def test_the_list_response_reports_each_run_as_if_alone():
+    """Issue 14: ``{"runs": [...]}`` fans out (tests/unit/test_provider_lists.py has the table)."""
+    parsed = parse_document({"runs": [load("running.json")]}, Provider.krenalis)
+
+    assert parsed.kind == "krenalis.pipeline_runs"
+    (observation,) = parsed.observations
+    assert (observation.run_id, observation.attempt, observation.state) == (
+        "7Hq3ZpV1sRtN",
+        1,
+        RunState.running,
+    )
 
 
 def test_unknown_extra_fields_are_accepted():

@@ -282,14 +282,23 @@ def test_create_response_entries_require_a_trigger_type():
     assert caught.value.path == "data.0.trigger_type"
 
 
-def test_read_all_page_is_not_a_run_report():
+def test_read_all_page_reports_its_execution_as_if_alone():
+    """Issue 14: the read-all page fans out (tests/unit/test_provider_lists.py has the table)."""
     document = {
         "data": [load("successful.json")],
         "pagination": {"total": 1, "offset": 0, "limit": 10},
     }
 
-    with pytest.raises(UnknownPayloadKindError):
-        parse_document(document, Provider.nuvo)
+    parsed = parse_document(document, Provider.nuvo)
+
+    assert parsed.kind == "nuvo.read_all_response"
+    (observation,) = parsed.observations
+    (alone,) = parse_document(load("successful.json"), Provider.nuvo).observations
+    assert (observation.run_id, observation.attempt, observation.state) == (
+        alone.run_id,
+        alone.attempt,
+        alone.state,
+    )
 
 
 def test_a_document_without_an_execution_shape_is_unknown():

@@ -155,6 +155,10 @@ def cmd_config(args: argparse.Namespace, settings: Settings) -> int:
     shown["database"]["url"] = redact_url(settings.database.url.get_secret_value())
     for receiver in shown["alerts"]["receivers"]:  # a receiver URL may carry a password too
         receiver["url"] = redact_url(receiver["url"])
+    for source in shown["poll"]["sources"]:  # so may a poll source's URLs
+        for name in ("base_url", "accounts_url"):
+            if source[name] is not None:
+                source[name] = redact_url(source[name])
     print(json.dumps(shown, indent=2))
     return 0
 

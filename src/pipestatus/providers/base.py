@@ -7,6 +7,7 @@ observations. Adding a provider means adding one module and one ``PROVIDERS`` en
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -16,7 +17,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, WithJsonSchema
 
 from pipestatus.domain.observation import Observation, StatusRule
 from pipestatus.domain.states import Provider
-from pipestatus.errors import UnmappedStatusError
+from pipestatus.errors import EventError, InvalidPayloadError, UnmappedStatusError
 from pipestatus.providers.decode import find_string
 
 
@@ -132,3 +133,32 @@ def lookup_status(
             f"{provider.value} status {status!r} has no mapping (known: {known})", path=path
         )
     return rule
+
+
+def fan_out(
+    item: PayloadKind, *, field: str, kind: str
+) -> Callable[[Any], tuple[Observation, ...]]:
+    """The normalizer of a list response whose ``field`` holds ``item`` resources.
+
+    Each entry yields exactly the observations it would yield arriving alone (same run id,
+    attempt, state), marked with the list's ``kind``. An entry the item normalizer rejects
+    rejects the record, with the entry's path in front of the error's own
+    (``data.3.status``; the same dotted form pydantic reports for field errors).
+    """
+
+    def normalize(model: Any) -> tuple[Observation, ...]:
+        observations: list[Observation] = []
+        for index, entry in enumerate(getattr(model, field)):
+            prefix = f"{field}.{index}"
+            try:
+                found = item.normalize(entry)
+            except EventError as exc:
+                exc.path = f"{prefix}.{exc.path}" if exc.path else prefix
+                exc.args = (str(exc),)
+                raise
+            except ValueError as exc:
+                raise InvalidPayloadError(str(exc), path=prefix) from exc
+            observations.extend(dataclasses.replace(o, kind=kind) for o in found)
+        return tuple(observations)
+
+    return normalize

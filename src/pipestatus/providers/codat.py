@@ -1,9 +1,11 @@
 """Codat data reads: pull operations, ``read.completed[.initial]`` and legacy rule webhooks.
 
 A run is one pull operation (formerly "dataset") of one data type; its pipeline is
-``companyId/connectionId/dataType``. Four payload kinds report runs:
+``companyId/connectionId/dataType``. Five payload kinds report runs:
 
 - ``codat.pull_operation``: the REST resource; the run id is its ``id``.
+- ``codat.pull_operation_page``: a page of ``GET /companies/{id}/data/history``; each
+  ``results[]`` entry yields what it would yield alone.
 - ``codat.read_completed``: one webhook for many data types, fanned out to one observation
   per ``payload.dataTypes[]`` entry. An entry carries no dataset id, so its run id is
   derived, deterministically, as ``{event id}:{connectionId}:{dataType}``; the connection
@@ -25,7 +27,7 @@ from typing import Any, Final
 from pipestatus.domain.observation import Counters, Observation, StatusRule, build
 from pipestatus.domain.states import ErrorCategory, Provider, RunState
 from pipestatus.errors import InvalidPayloadError
-from pipestatus.providers.base import PayloadKind, ProviderSpec, lookup_status
+from pipestatus.providers.base import PayloadKind, ProviderSpec, fan_out, lookup_status
 from pipestatus.providers.codat_models import (
     READ_EVENT_TYPES,
     SYNC_COMPLETED_RULE,
@@ -33,12 +35,14 @@ from pipestatus.providers.codat_models import (
     LegacySyncCompleted,
     LegacySyncError,
     PullOperation,
+    PullOperationPage,
     ReadCompleted,
     ReadDataType,
 )
 from pipestatus.providers.timestamps import millis_between
 
 PULL_OPERATION: Final = "codat.pull_operation"
+PULL_OPERATION_PAGE: Final = "codat.pull_operation_page"
 READ_COMPLETED: Final = "codat.read_completed"
 LEGACY_SYNC_ERROR: Final = "codat.legacy_sync_error"
 LEGACY_SYNC_COMPLETED: Final = "codat.legacy_sync_completed"
@@ -191,6 +195,11 @@ def _is_pull_operation(document: Mapping[str, Any]) -> bool:
     return {"id", "companyId", "connectionId", "dataType"} <= document.keys()
 
 
+def _is_pull_operation_page(document: Mapping[str, Any]) -> bool:
+    paging = {"results", "pageNumber", "pageSize", "totalResults"}
+    return paging <= document.keys() and isinstance(document["results"], list)
+
+
 def _is_read_completed(document: Mapping[str, Any]) -> bool:
     event_type = document.get("eventType")  # any JSON value: a list is not hashable
     return isinstance(event_type, str) and event_type in READ_EVENT_TYPES
@@ -212,15 +221,25 @@ def _envelope_id(event: ReadCompleted) -> str:
     return event.id
 
 
+_PULL_OPERATION: Final = PayloadKind(
+    name=PULL_OPERATION,
+    model=PullOperation,
+    matches=_is_pull_operation,
+    normalize=normalize_pull_operation,
+    description="pull operation resource (GET /companies/{id}/data/history/{datasetId})",
+)
+
 SPEC = ProviderSpec(
     provider=Provider.codat,
     kinds=(
+        _PULL_OPERATION,
         PayloadKind(
-            name=PULL_OPERATION,
-            model=PullOperation,
-            matches=_is_pull_operation,
-            normalize=normalize_pull_operation,
-            description="pull operation resource (GET /companies/{id}/data/history/{datasetId})",
+            name=PULL_OPERATION_PAGE,
+            model=PullOperationPage,
+            matches=_is_pull_operation_page,
+            normalize=fan_out(_PULL_OPERATION, field="results", kind=PULL_OPERATION_PAGE),
+            description="page of pull operations (GET /companies/{id}/data/history; fans out,"
+            " each entry as if it arrived alone)",
         ),
         PayloadKind(
             name=READ_COMPLETED,

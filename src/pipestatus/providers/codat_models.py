@@ -85,6 +85,20 @@ class PullOperation(ProviderModel):
     is_errored: StrictBool = Field(alias="isErrored")
 
 
+class PullOperationPage(ProviderModel):
+    """``GET /companies/{companyId}/data/history``: one page of pull operations.
+
+    The paging fields are not status-relevant, so they are typed loosely (``_links`` holds
+    ``self``/``current``/``next``/``previous`` hrefs); ``results`` are full pull operations.
+    """
+
+    results: list[PullOperation]
+    page_number: int = Field(alias="pageNumber")
+    page_size: int = Field(alias="pageSize")
+    total_results: int = Field(alias="totalResults")
+    links: dict[str, Any] | None = Field(default=None, alias="_links")
+
+
 class IssueLinks(ProviderModel):
     logs: str | None = None
     portal: str | None = None

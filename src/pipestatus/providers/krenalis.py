@@ -5,6 +5,7 @@ verbatim ``error`` string; ``STATUS_TABLE`` is keyed by those conditions and
 ``TERMINATION_ERRORS`` names the exact strings Krenalis's code ends runs with
 (providers.md §2.5). ``passed``/``failed`` hold one count per step: 6 steps in released
 versions, 7 since consent management put ``Consent`` at index 3 (providers.md §2.4).
+The ``GET /v1/pipelines/runs`` list ``{"runs": [...]}`` fans out, each run as if alone.
 Krenalis has no run webhooks; these payloads come from our own pollers.
 """
 
@@ -17,10 +18,18 @@ from pydantic import Field, ValidationInfo, field_validator
 
 from pipestatus.domain.observation import Counters, Observation, StatusRule, build
 from pipestatus.domain.states import ErrorCategory, Provider, RunState
-from pipestatus.providers.base import PayloadKind, ProviderModel, ProviderSpec, RunId, check_id
+from pipestatus.providers.base import (
+    PayloadKind,
+    ProviderModel,
+    ProviderSpec,
+    RunId,
+    check_id,
+    fan_out,
+)
 from pipestatus.providers.timestamps import Rfc3339, millis_between
 
 KIND: Final = "krenalis.pipeline_run"
+LIST_KIND: Final = "krenalis.pipeline_runs"
 
 RUNNING: Final = "endTime null"
 SUCCEEDED: Final = "ended, error empty"
@@ -109,6 +118,12 @@ class KrenalisRun(ProviderModel):
         return value
 
 
+class KrenalisRuns(ProviderModel):
+    """``GET /v1/pipelines/runs``: every run of the workspace; no paging, not chronological."""
+
+    runs: list[KrenalisRun]
+
+
 def condition(run: KrenalisRun) -> str:
     """The ``STATUS_TABLE`` key the run is in."""
     if run.end_time is None:
@@ -165,15 +180,29 @@ def _matches(document: Mapping[str, Any]) -> bool:
     return {"id", "pipeline", "passed", "failed"} <= document.keys()
 
 
+def _is_list(document: Mapping[str, Any]) -> bool:
+    return isinstance(document.get("runs"), list)
+
+
+_RUN: Final = PayloadKind(
+    name=KIND,
+    model=KrenalisRun,
+    matches=_matches,
+    normalize=normalize,
+    description="pipeline-run resource (GET /v1/pipelines/runs/:id)",
+)
+
 SPEC = ProviderSpec(
     provider=Provider.krenalis,
     kinds=(
+        _RUN,
         PayloadKind(
-            name=KIND,
-            model=KrenalisRun,
-            matches=_matches,
-            normalize=normalize,
-            description="pipeline-run resource (GET /v1/pipelines/runs/:id)",
+            name=LIST_KIND,
+            model=KrenalisRuns,
+            matches=_is_list,
+            normalize=fan_out(_RUN, field="runs", kind=LIST_KIND),
+            description='run list {"runs": [...]} (GET /v1/pipelines/runs; fans out, each'
+            " run as if it arrived alone)",
         ),
     ),
     status_table=STATUS_TABLE,

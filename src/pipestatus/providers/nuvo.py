@@ -1,9 +1,9 @@
 """nuvo (now Ingestro) Data Pipelines executions (seed ``004_…``, providers.md §4).
 
-Three shapes, told apart by where the execution sits: the bare resource, the
-``GET /execution/{id}`` response ``{"data": {...}}``, and the ``POST /execution/`` response
-``{"data": [...]}`` (one execution per input file; fans out). The read-all page, which adds
-``pagination``, is not a run report here: pollers publish single executions.
+Four shapes, told apart by where the execution sits: the bare resource, the
+``GET /execution/{id}`` response ``{"data": {...}}``, the ``POST /execution/`` response
+``{"data": [...]}`` (one execution per input file; fans out), and the ``GET /execution/``
+read-all page, which adds ``pagination`` (fans out too: each entry as if it came alone).
 
 Each ``logs[]`` entry is one run of the execution (``CREATE``, then one per ``FIX``), so the
 attempt is the number of entries, and the counters come from the last one.
@@ -23,6 +23,7 @@ from pipestatus.providers.base import (
     ProviderModel,
     ProviderSpec,
     check_id,
+    fan_out,
     lookup_status,
 )
 from pipestatus.providers.timestamps import FlexibleTimestamp, Rfc3339
@@ -30,6 +31,7 @@ from pipestatus.providers.timestamps import FlexibleTimestamp, Rfc3339
 EXECUTION: Final = "nuvo.execution"
 EXECUTION_RESPONSE: Final = "nuvo.execution_response"
 CREATE_RESPONSE: Final = "nuvo.create_response"
+READ_ALL_RESPONSE: Final = "nuvo.read_all_response"
 
 _failed = RunState.failed
 
@@ -155,6 +157,22 @@ class CreateResponse(ProviderModel):
     data: list[CreatedExecution]
 
 
+class Pagination(ProviderModel):
+    """Read-all page metadata; not status-relevant, so typed loosely."""
+
+    #: The number of entries in ``data``.
+    total: int | None = None
+    offset: int | None = None
+    limit: int | None = None
+
+
+class ReadAllResponse(ProviderModel):
+    """``GET /execution/`` (read all): a page of executions."""
+
+    data: list[Execution]
+    pagination: Pagination
+
+
 def observe(execution: Execution, *, path: str = "", kind: str = EXECUTION) -> Observation:
     """The observation of one execution; ``path`` locates it in the payload for errors."""
     rule = lookup_status(STATUS_TABLE, Provider.nuvo, execution.status, path=f"{path}status")
@@ -219,6 +237,10 @@ def _normalize_created(response: CreateResponse) -> tuple[Observation, ...]:
     )
 
 
+def _is_read_all_response(document: Mapping[str, Any]) -> bool:
+    return isinstance(document.get("data"), list) and "pagination" in document
+
+
 def _is_bare(document: Mapping[str, Any]) -> bool:
     return {"id", "pipeline", "status"} <= document.keys()
 
@@ -231,16 +253,18 @@ def _is_create_response(document: Mapping[str, Any]) -> bool:
     return isinstance(document.get("data"), list) and "pagination" not in document
 
 
+_BARE: Final = PayloadKind(
+    name=EXECUTION,
+    model=Execution,
+    matches=_is_bare,
+    normalize=_normalize_bare,
+    description="execution resource, bare",
+)
+
 SPEC = ProviderSpec(
     provider=Provider.nuvo,
     kinds=(
-        PayloadKind(
-            name=EXECUTION,
-            model=Execution,
-            matches=_is_bare,
-            normalize=_normalize_bare,
-            description="execution resource, bare",
-        ),
+        _BARE,
         PayloadKind(
             name=EXECUTION_RESPONSE,
             model=ExecutionResponse,
@@ -254,6 +278,14 @@ SPEC = ProviderSpec(
             matches=_is_create_response,
             normalize=_normalize_created,
             description='create response {"data": [...]} (POST /execution/; fans out)',
+        ),
+        PayloadKind(
+            name=READ_ALL_RESPONSE,
+            model=ReadAllResponse,
+            matches=_is_read_all_response,
+            normalize=fan_out(_BARE, field="data", kind=READ_ALL_RESPONSE),
+            description='read-all page {"data": [...], "pagination": {...}} (GET /execution/;'
+            " fans out, each entry as if it arrived alone)",
         ),
     ),
     status_table=STATUS_TABLE,

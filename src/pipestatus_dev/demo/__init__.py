@@ -2,7 +2,10 @@
 
 Starts the embedded broker and PostgreSQL, the worker (with its metrics endpoint, alert
 dispatcher and stuck-run sweep), a local alert receiver, and feeds realistic traffic for
-all four providers while a terminal view shows runs, transitions, dead letters and alerts.
+all four providers; the edge (demo/edge.py) adds provider simulators polled by the real
+poller and signed Codat webhooks through the real ingress. A terminal view shows runs
+(and which came through the pollers and the ingress), the edge, transitions, dead letters
+and alerts.
 """
 
 from __future__ import annotations
@@ -21,12 +24,11 @@ from pipestatus.adapters.metrics import Metrics
 from pipestatus.adapters.postgres import PgStore
 from pipestatus.app import install_stop_signals, run_worker
 from pipestatus.domain.states import Provider
-from pipestatus.ingress import serving_ingress
 from pipestatus.settings import DEFAULT_TOPICS, Settings
+from pipestatus_dev.demo.edge import running_edge
 from pipestatus_dev.demo.feed import Feeder, demo_records
 from pipestatus_dev.demo.receiver import LocalReceiver
 from pipestatus_dev.demo.view import render, snapshot
-from pipestatus_dev.demo.webhooks import WebhookSender
 from pipestatus_dev.provision.services import TestServices
 from pipestatus_dev.provision.topics import create_topics
 
@@ -73,21 +75,7 @@ async def _with_services(
     topics = {provider: topic for topic, provider in DEFAULT_TOPICS.items()}
     await create_topics(bootstrap, topics.values(), partitions=3)
     secret = "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
-    codat_secret = "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
-    edge = Settings(
-        kafka={"bootstrap_servers": bootstrap},
-        ingress={
-            "port": 8088 if _port_free(8088) else 0,
-            "sources": [{"name": "codat", "provider": "codat", "verify": "standard-webhooks",
-                         "secrets": [codat_secret], "topic": topics[Provider.codat]}],
-        },
-    )  # fmt: skip
-    async with (
-        LocalReceiver(secret) as receiver,
-        PgStore(database_url, max_size=2) as store,
-        serving_ingress(edge) as ingress,
-        WebhookSender(f"{ingress.url}/webhooks/codat", codat_secret) as webhooks,
-    ):
+    async with LocalReceiver(secret) as receiver, PgStore(database_url, max_size=2) as store:
         settings = Settings(
             kafka={"bootstrap_servers": bootstrap, "group_id": "pipestatus-demo"},
             database={"url": database_url},
@@ -110,36 +98,38 @@ async def _with_services(
         )
         server = await ready
         metrics_url = f"{server.url}/metrics" if server else "(disabled)"
-        _step(out, f"metrics at {metrics_url}; webhook ingress at {ingress.url}/webhooks/codat")
-        _step(out, f"feeding traffic at {rate:.0f} records/s (Codat's webhooks via the ingress)")
+        _step(out, f"metrics at {metrics_url}; feeding traffic at {rate:.0f} records/s")
         records = demo_records(max(200, int(rate * (duration_s or 600))))
-        feeder = Feeder(bootstrap, topics, rate, webhooks)
+        feeder = Feeder(bootstrap, topics, rate)
         feeding = asyncio.create_task(feeder.run(records, stop))
         interactive = out.isatty()
+        _step(out, "starting the edge: provider simulators polled by `pipestatus poll`, signed"
+              " Codat webhooks through `pipestatus ingress`")  # fmt: skip
         try:
-            while not stop.is_set():
-                elapsed = time.monotonic() - began
-                if duration_s is not None and elapsed >= duration_s:
-                    break
-                if interactive:
-                    view = render(await snapshot(store), receiver.alerts, elapsed_s=elapsed,
-                                  produced=feeder.produced, metrics_url=metrics_url,
-                                  edge=webhooks.line())  # fmt: skip
-                    print("\x1b[2J\x1b[H" + view, file=out, flush=True)
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(1.0 if interactive else 5.0):
-                        await stop.wait()
-                if not interactive:
-                    _step(out, f"{elapsed:.0f}s: {feeder.produced} records fed; {webhooks.line()}")
+            async with running_edge(bootstrap, database_url) as edge:
+                while not stop.is_set():
+                    elapsed = time.monotonic() - began
+                    if duration_s is not None and elapsed >= duration_s:
+                        break
+                    if interactive:
+                        view = render(await snapshot(store), receiver.alerts, elapsed_s=elapsed,
+                                      produced=feeder.produced, metrics_url=metrics_url,
+                                      edge=edge.line())  # fmt: skip
+                        print("\x1b[2J\x1b[H" + view, file=out, flush=True)
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(1.0 if interactive else 5.0):
+                            await stop.wait()
+                    if not interactive:
+                        _step(out, f"{elapsed:.0f}s: {feeder.produced} records produced; "
+                              f"{edge.line()}")  # fmt: skip
         finally:
             stop.set()
             await feeding
-            await webhooks.close()  # retries still pending get a few seconds
             worker_stop.set()
             await worker
         print(
             render(await snapshot(store), receiver.alerts, elapsed_s=time.monotonic() - began,
-                   produced=feeder.produced, metrics_url=metrics_url, edge=webhooks.line()),
+                   produced=feeder.produced, metrics_url=metrics_url, edge=edge.line()),
             file=out, flush=True,
         )  # fmt: skip
     return 0

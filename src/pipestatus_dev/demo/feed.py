@@ -9,7 +9,6 @@ from collections.abc import Sequence
 from aiokafka import AIOKafkaProducer
 
 from pipestatus.domain.states import Provider
-from pipestatus_dev.demo.webhooks import WebhookSender
 from pipestatus_dev.world import BenchRecord, generate
 
 #: Share of runs whose life is cut after its first report, so PipelineRunStuck fires.
@@ -26,20 +25,12 @@ def demo_records(count: int, seed: int = 7) -> list[BenchRecord]:
 
 
 class Feeder:
-    """Feeds records at a steady rate: Codat's webhooks through the ingress (``webhooks``),
-    the rest straight to the provider topics, as their pollers would publish them."""
+    """Produces records to the provider topics at a steady rate."""
 
-    def __init__(
-        self,
-        bootstrap: str,
-        topics: dict[Provider, str],
-        rate: float,
-        webhooks: WebhookSender | None = None,
-    ) -> None:
+    def __init__(self, bootstrap: str, topics: dict[Provider, str], rate: float) -> None:
         self._bootstrap = bootstrap
         self._topics = topics
         self._rate = rate
-        self._webhooks = webhooks
         self.produced = 0
 
     async def run(self, records: Sequence[BenchRecord], stop: asyncio.Event) -> None:
@@ -59,16 +50,12 @@ class Feeder:
                         return
                     except TimeoutError:
                         pass
-                msg_id = dict(record.headers).get("webhook-id")
-                if self._webhooks is not None and msg_id is not None:
-                    self._webhooks.deliver(record.value, msg_id.decode())
-                else:
-                    await producer.send(
-                        self._topics[record.provider],
-                        record.value,
-                        key=record.key,
-                        headers=list(record.headers),
-                    )
+                await producer.send(
+                    self._topics[record.provider],
+                    record.value,
+                    key=record.key,
+                    headers=list(record.headers),
+                )
                 self.produced += 1
             await producer.flush()
         finally:

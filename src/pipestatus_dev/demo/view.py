@@ -15,6 +15,15 @@ SELECT provider, run_id, from_state, to_state, to_phase, attempt, recorded_at
 FROM run_transitions ORDER BY id DESC LIMIT $1
 """
 _LETTERS = "SELECT reason, count(*) AS n FROM dead_letters GROUP BY reason ORDER BY n DESC"
+#: Runs by the edge that brought them: the pollers' and the ingress's CloudEvents sources.
+_VIA = """
+SELECT CASE WHEN event_id LIKE 'ce:pipestatus/poll/%' THEN 'pollers'
+            WHEN event_id LIKE 'ce:codat#%' THEN 'ingress' END AS via,
+       provider, count(DISTINCT run_id) AS n
+FROM run_transitions
+WHERE event_id LIKE 'ce:pipestatus/poll/%' OR event_id LIKE 'ce:codat#%'
+GROUP BY 1, 2 ORDER BY 1, 2
+"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,6 +31,7 @@ class Snapshot:
     counts: dict[tuple[str, str], int]
     recent: list[str]
     letters: list[tuple[str, int]]
+    via: list[tuple[str, str, int]]
 
 
 async def snapshot(store: PgStore, recent: int = 8) -> Snapshot:
@@ -29,6 +39,7 @@ async def snapshot(store: PgStore, recent: int = 8) -> Snapshot:
         counts = await store.pool.fetch(_RUN_COUNTS)
         rows = await store.pool.fetch(_RECENT, recent)
         letters = await store.pool.fetch(_LETTERS)
+        via = await store.pool.fetch(_VIA)
     lines = []
     for row in rows:
         before = row["from_state"] or "new"
@@ -41,6 +52,7 @@ async def snapshot(store: PgStore, recent: int = 8) -> Snapshot:
         {(r["provider"], r["state"]): r["n"] for r in counts},
         lines,
         [(r["reason"], r["n"]) for r in letters],
+        [(r["via"], r["provider"], r["n"]) for r in via],
     )
 
 
@@ -66,13 +78,16 @@ def render(
         out.append(f"{provider.value:<15}" + "".join(f"{n:>10}" for n in row) + f"{sum(row):>8}")
     totals = [sum(shot.counts.get((p.value, s.value), 0) for p in Provider) for s in states]
     out.append(f"{'all':<15}" + "".join(f"{n:>10}" for n in totals) + f"{sum(totals):>8}")
+    if edge:
+        for name in ("pollers", "ingress"):
+            counts = "  ".join(f"{p}={n}" for via, p, n in shot.via if via == name) or "(none yet)"
+            out.append(f"ARRIVED VIA {name.upper():<8} {counts}")  # runs, by edge
+        out.append(edge)
     out += ["", "RECENT TRANSITIONS", *(f"  {line}" for line in shot.recent or ["(none yet)"])]
     letters = "  ".join(f"{reason}={n}" for reason, n in shot.letters) or "(none)"
     out += [
         "",
         f"DEAD LETTERS  {letters}",
-        "",
-        f"EDGE  {edge or '(direct to Kafka)'}",
         "",
         "ALERTS (local webhook receiver, signature checked)",
     ]
