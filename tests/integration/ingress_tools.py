@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import contextlib
 import time
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,6 +15,7 @@ from standardwebhooks.webhooks import Webhook
 from pipestatus.adapters.asgi import AsgiServer
 from pipestatus.ingress import run_ingress
 from pipestatus.settings import Settings
+from tests.integration.worker_tools import running_server
 
 OLD = "whsec_" + base64.b64encode(b"ingress-old-secret-thirty-two-b!").decode()
 NEW = "whsec_" + base64.b64encode(b"ingress-new-secret-thirty-two-b!").decode()
@@ -38,21 +37,9 @@ def ingress_settings(bootstrap: str, topic: str, **ingress: Any) -> Settings:
     )
 
 
-@contextlib.asynccontextmanager
-async def running_ingress(settings: Settings) -> AsyncIterator[AsgiServer]:
+def running_ingress(settings: Settings) -> contextlib.AbstractAsyncContextManager[AsgiServer]:
     """``run_ingress`` as a task; yields its server; stops it like SIGTERM does."""
-    stop = asyncio.Event()
-    ready: asyncio.Future[AsgiServer] = asyncio.get_running_loop().create_future()
-    task = asyncio.create_task(run_ingress(settings, stop=stop, on_ready=ready.set_result))
-    waiting: set[asyncio.Future[Any]] = {task, ready}
-    done, _ = await asyncio.wait(waiting, timeout=60, return_when=asyncio.FIRST_COMPLETED)
-    if task in done:
-        task.result()  # raises the startup error
-    try:
-        yield ready.result()
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 60)
+    return running_server(run_ingress, settings)
 
 
 def signed(

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from pipestatus import __version__
-from pipestatus.cli import edge, offline, operate, retention
+from pipestatus.cli import api, edge, offline, operate, retention
 from pipestatus.errors import (
     BrokerRefusedError,
     ConfigError,
@@ -52,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     operate.register(commands)
     retention.register(commands)
     edge.register(commands)
+    api.register(commands)
     dev = dev_commands()
     if dev is not None:
         dev.register(commands)
