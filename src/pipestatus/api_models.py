@@ -10,7 +10,7 @@ import base64
 import binascii
 import json
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -20,6 +20,8 @@ from pipestatus.views import RunView, TransitionView
 #: Page sizes: the default, and the most one request may ask for.
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
+#: Largest dead-letter id the API takes: the largest integer every JSON parser keeps exact.
+MAX_ID = 2**53 - 1
 
 
 class _Frozen(BaseModel):
@@ -96,9 +98,21 @@ class DeadLetterPage(_Frozen):
 class ReplayRequest(_Frozen):
     """Which open dead letters to replay: these ``ids``, those of a ``reason``, or both."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(
+        frozen=True,
+        extra="forbid",
+        # What ``_names_something`` checks, said in the schema too.
+        json_schema_extra={
+            "anyOf": [
+                {"required": ["ids"], "properties": {"ids": {"minItems": 1}}},
+                {"required": ["reason"], "properties": {"reason": {"type": "string"}}},
+            ]
+        },
+    )
 
-    ids: list[int] = Field(default_factory=list, max_length=10_000)
+    ids: list[Annotated[int, Field(ge=1, le=MAX_ID)]] = Field(
+        default_factory=list, max_length=10_000
+    )
     reason: str | None = Field(None, min_length=1, max_length=200)
 
     @model_validator(mode="after")

@@ -24,6 +24,7 @@ from pipestatus.adapters import api_queries as q
 from pipestatus.adapters.postgres import PgStore
 from pipestatus.api_models import (
     DEFAULT_LIMIT,
+    MAX_ID,
     MAX_LIMIT,
     AlertsView,
     CursorError,
@@ -45,7 +46,7 @@ logger = logging.getLogger(__name__)
 PROBLEM_JSON = "application/problem+json"
 #: Provider names as the API accepts them: each provider's own spelling and its topic's.
 ProviderName = Literal["zoho_dataprep", "zoho-dataprep", "krenalis", "codat", "nuvo"]
-#: Accepted time range of filters: what PostgreSQL and every provider can hold.
+#: Filter times are clamped to this range: every stored time is inside it.
 EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 LATEST = datetime(2200, 1, 1, tzinfo=UTC)
 MAX_BUCKETS = 1000
@@ -140,18 +141,16 @@ def parse_provider(name: str | None) -> Provider | None:
         raise ApiProblemError(422, "Invalid request", str(exc)) from None
 
 
-def moment(value: datetime | None, name: str) -> datetime | None:
-    """A filter time, naive read as UTC, within 1970..2200."""
+def moment(value: datetime | None) -> datetime | None:
+    """A filter time, naive read as UTC, clamped to 1970..2200: an earlier ``since`` means
+    "from the start", a later ``until`` "to the end" (no stored time is outside)."""
     if value is None:
         return None
     aware = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
     try:
-        inside = EARLIEST <= aware <= LATEST
-    except OverflowError:
-        inside = False
-    if not inside:
-        raise ApiProblemError(422, "Invalid request", f"{name}: outside 1970..2200")
-    return aware
+        return min(max(aware, EARLIEST), LATEST)
+    except OverflowError:  # year 1 or 9999 with an offset: not representable in UTC
+        return EARLIEST if aware.year < EARLIEST.year else LATEST
 
 
 def _cursor_problem(exc: CursorError) -> ApiProblemError:
@@ -185,10 +184,10 @@ def api_router(deps: ApiDeps) -> APIRouter:
             provider=parse_provider(provider),
             states=tuple(state or ()),
             pipeline_id=pipeline_id,
-            since=moment(since, "since"),
-            until=moment(until, "until"),
-            ended_since=moment(ended_since, "ended_since"),
-            ended_until=moment(ended_until, "ended_until"),
+            since=moment(since),
+            until=moment(until),
+            ended_since=moment(ended_since),
+            ended_until=moment(ended_until),
             warnings=warnings,
             cursor=cursor,
             limit=limit,
@@ -258,7 +257,7 @@ def api_router(deps: ApiDeps) -> APIRouter:
         tags=["dead letters"],
     )
     async def get_dead_letter(
-        letter_id: Annotated[int, Path(ge=1, le=2**63 - 1)],
+        letter_id: Annotated[int, Path(ge=1, le=MAX_ID)],
     ) -> DeadLetterDetail:
         """One dead letter with the record's bytes."""
         found = await q.dead_letter_detail(store, letter_id)
@@ -289,18 +288,18 @@ def api_router(deps: ApiDeps) -> APIRouter:
     async def get_stats(
         provider: ProviderName | None = None,
         interval_s: Annotated[int, Query(ge=60, le=31 * 86400)] = 3600,
-        since: Annotated[datetime | None, Query(description="default: `until` - 24 h")] = None,
+        since: Annotated[
+            datetime | None,
+            Query(description=f"default: `until` - 24 h; at most {MAX_BUCKETS} buckets back"),
+        ] = None,
         until: Annotated[datetime | None, Query(description="default: now")] = None,
     ) -> StatsView:
         """Runs by provider and state, and runs last changed per time bucket and state."""
-        end = moment(until, "until") or datetime.now(UTC)
-        start = moment(since, "since") or max(EARLIEST, end - timedelta(days=1))
-        if start >= end:
-            raise ApiProblemError(422, "Invalid request", "since must be before until")
-        if (end - start) / timedelta(seconds=interval_s) > MAX_BUCKETS:
-            raise ApiProblemError(
-                422, "Invalid request", f"more than {MAX_BUCKETS} buckets: widen interval_s"
-            )
+        end = moment(until) or datetime.now(UTC)
+        start = moment(since) or end - timedelta(days=1)
+        # At most MAX_BUCKETS buckets: a wider window is cut at its start (the answer's
+        # `since` says where); an empty window has no buckets.
+        start = min(max(start, end - MAX_BUCKETS * timedelta(seconds=interval_s)), end)
         return await q.stats(
             store, interval_s=interval_s, since=start, until=end, provider=parse_provider(provider)
         )
