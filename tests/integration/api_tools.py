@@ -9,9 +9,11 @@ That last one passes on replay once the serve's settings name the shared topic a
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +23,8 @@ from pipestatus.app import run_worker
 from pipestatus.domain.states import Provider
 from pipestatus.serve import run_serve
 from pipestatus.settings import Settings
+from pipestatus_dev.provision.databases import temporary_database
+from pipestatus_dev.provision.services import TestServices
 from tests.integration.kafka_tools import (
     Message,
     create_topics,
@@ -111,6 +115,13 @@ async def fill(bootstrap: str, database_url: str) -> Filled:
         await produce(bootstrap, topic_for(topics, Provider.codat), [Message(pull)])
         await run_worker(settings, until_idle=True)
     return Filled(database_url, topics, shared)
+
+
+def filled_database(services: TestServices) -> Iterator[Filled]:
+    """A temporary database the worker filled (``fill``), dropped after use: for
+    module-scoped fixtures (``yield from``)."""
+    with temporary_database(services.database_url) as url:
+        yield asyncio.run(fill(services.kafka_bootstrap, url))
 
 
 def serve_settings(filled: Filled, *, token: str | None = TOKEN) -> Settings:

@@ -5,7 +5,6 @@ Every answer is checked against the database itself, read with plain SQL here.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import AsyncIterator, Iterator
 from datetime import datetime
@@ -17,7 +16,6 @@ import pytest
 
 from pipestatus.adapters.asgi import AsgiServer
 from pipestatus.serve import openapi_document
-from pipestatus_dev.provision.databases import temporary_database
 from pipestatus_dev.provision.services import TestServices
 from tests.integration.api_tools import (
     GENERATED,
@@ -25,6 +23,7 @@ from tests.integration.api_tools import (
     TOKEN,
     Filled,
     fill,
+    filled_database,
     run_uuid,
     running_serve,
     serve_settings,
@@ -40,8 +39,7 @@ ORDER = "ORDER BY updated_at DESC, provider DESC, run_id DESC"
 @pytest.fixture(scope="module")
 def filled(services: TestServices) -> Iterator[Filled]:
     """One database for the read-only tests of this module, filled once."""
-    with temporary_database(services.database_url) as url:
-        yield asyncio.run(fill(services.kafka_bootstrap, url))
+    yield from filled_database(services)
 
 
 @pytest.fixture

@@ -23,9 +23,8 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from pipestatus.adapters.asgi import AsgiServer
 from pipestatus.serve import run_serve
-from pipestatus_dev.provision.databases import temporary_database
 from pipestatus_dev.provision.services import TestServices
-from tests.integration.api_tools import TOKEN, fill, serve_settings
+from tests.integration.api_tools import TOKEN, Filled, filled_database, serve_settings
 
 pytestmark = [pytest.mark.services, pytest.mark.slow]
 
@@ -36,40 +35,42 @@ EXAMPLES = 60
 
 
 @pytest.fixture(scope="module")
-def base_url(services: TestServices) -> Iterator[str]:
-    """``pipestatus serve`` on a filled database, on a loop in a thread of its own
-    (schemathesis's calls are synchronous)."""
-    with temporary_database(services.database_url) as url:
-        filled = asyncio.run(fill(services.kafka_bootstrap, url))
-        ready = threading.Event()
-        found: dict[str, object] = {}
+def filled(services: TestServices) -> Iterator[Filled]:
+    yield from filled_database(services)
 
-        async def main() -> None:
-            stop = asyncio.Event()
-            found["stop"], found["loop"] = stop, asyncio.get_running_loop()
 
-            def on_ready(server: AsgiServer) -> None:
-                found["url"] = server.url
-                ready.set()
+@pytest.fixture(scope="module")
+def base_url(filled: Filled) -> Iterator[str]:
+    """``pipestatus serve`` on a loop in a thread of its own (schemathesis calls are
+    synchronous)."""
+    ready = threading.Event()
+    found: dict[str, object] = {}
 
-            try:
-                await run_serve(serve_settings(filled), stop=stop, on_ready=on_ready)
-            finally:
-                ready.set()
+    async def main() -> None:
+        stop = asyncio.Event()
+        found["stop"], found["loop"] = stop, asyncio.get_running_loop()
 
-        thread = threading.Thread(target=asyncio.run, args=(main(),), name="serve")
-        thread.start()
+        def on_ready(server: AsgiServer) -> None:
+            found["url"] = server.url
+            ready.set()
+
         try:
-            assert ready.wait(60), "serve did not start"
-            assert "url" in found, "serve stopped while starting"
-            yield str(found["url"])
+            await run_serve(serve_settings(filled), stop=stop, on_ready=on_ready)
         finally:
-            loop = found["loop"]
-            stop = found["stop"]
-            assert isinstance(loop, asyncio.AbstractEventLoop)
-            assert isinstance(stop, asyncio.Event)
-            loop.call_soon_threadsafe(stop.set)
-            thread.join(60)
+            ready.set()
+
+    thread = threading.Thread(target=asyncio.run, args=(main(),), name="serve")
+    thread.start()
+    try:
+        assert ready.wait(60), "serve did not start"
+        assert "url" in found, "serve stopped while starting"
+        yield str(found["url"])
+    finally:
+        loop, stop = found["loop"], found["stop"]
+        assert isinstance(loop, asyncio.AbstractEventLoop)
+        assert isinstance(stop, asyncio.Event)
+        loop.call_soon_threadsafe(stop.set)
+        thread.join(60)
 
 
 @pytest.mark.parametrize("operation", OPERATIONS, ids=lambda op: op.label)

@@ -9,7 +9,6 @@ install: they never skip.
 
 from __future__ import annotations
 
-import asyncio
 import shutil
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -18,13 +17,12 @@ import pytest
 from playwright.async_api import Browser, Error, Page, async_playwright
 
 from pipestatus.adapters.asgi import AsgiServer
-from pipestatus_dev.provision.databases import temporary_database
 from pipestatus_dev.provision.services import TestServices
 from tests.integration.api_tools import (
     REPLAYABLE_RUN,
     TOKEN,
     Filled,
-    fill,
+    filled_database,
     run_uuid,
     running_serve,
     serve_settings,
@@ -41,8 +39,7 @@ ORDER = "ORDER BY updated_at DESC, provider DESC, run_id DESC"
 
 @pytest.fixture(scope="module")
 def filled(services: TestServices) -> Iterator[Filled]:
-    with temporary_database(services.database_url) as url:
-        yield asyncio.run(fill(services.kafka_bootstrap, url))
+    yield from filled_database(services)
 
 
 @pytest.fixture
