@@ -44,6 +44,8 @@ STREAK_CONNECTION = "6b2c3d4e-0000-4000-8000-00000000cafe"
 STREAK = (("streak-ok", "Complete", "01"), ("streak-f1", "FetchError", "02"),
           ("streak-f2", "MapError", "03"))  # fmt: skip
 REPLAYABLE_RUN = "k-replayable-on-shared"
+#: A run id with the characters a URL path treats specially.
+AWKWARD_RUN = "k-awkward/run?id=1&x=#2 %"
 
 
 @dataclass(frozen=True)
@@ -91,6 +93,9 @@ async def fill(bootstrap: str, database_url: str) -> Filled:
             Message(path.read_bytes())
             for path in sorted((FIXTURES / provider.value).glob("*.json"))
         ]
+        if provider is Provider.krenalis:
+            krenalis = json.loads((FIXTURES / "krenalis" / "running.json").read_text())
+            messages.append(Message(_js(krenalis | {"id": AWKWARD_RUN})))
         if provider is Provider.codat:
             messages += [
                 Message(_codat_pull(f"gen-{n:03d}", "Complete" if n % 3 else "InternalError",

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -18,6 +19,7 @@ from pipestatus.adapters.asgi import AsgiServer
 from pipestatus.serve import openapi_document
 from pipestatus_dev.provision.services import TestServices
 from tests.integration.api_tools import (
+    AWKWARD_RUN,
     GENERATED,
     REPLAYABLE_RUN,
     TOKEN,
@@ -153,6 +155,10 @@ async def test_a_run_with_its_transitions_oldest_first(
     )
     assert [t["event_id"] for t in body["transitions"]] == [t["event_id"] for t in stored]
     assert body["transitions"][-1]["to_state"] == "failed"
+
+    awkward = await api.get(f"/api/v1/runs/krenalis/{quote(AWKWARD_RUN, safe='')}")
+    assert awkward.status_code == 200, awkward.text
+    assert awkward.json()["run"]["run_id"] == AWKWARD_RUN
 
     [zoho] = await fetch(
         filled.database_url, "SELECT run_id FROM runs WHERE provider = 'zoho_dataprep' LIMIT 1"

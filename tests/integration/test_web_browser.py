@@ -19,6 +19,7 @@ from playwright.async_api import Browser, Error, Page, async_playwright
 from pipestatus.adapters.asgi import AsgiServer
 from pipestatus_dev.provision.services import TestServices
 from tests.integration.api_tools import (
+    AWKWARD_RUN,
     REPLAYABLE_RUN,
     TOKEN,
     Filled,
@@ -152,6 +153,14 @@ async def test_open_a_run_and_read_its_timeline(page: Page, filled: Filled) -> N
     assert await items.count() == len(transitions)
     assert "failed" in await items.last.inner_text()
     assert "MapError while pulling" in await page.locator("main").inner_text()
+
+
+async def test_a_run_id_with_url_characters_opens_from_the_list(page: Page) -> None:
+    await page.goto("/?provider=krenalis&limit=500")
+    await page.get_by_role("link", name=AWKWARD_RUN, exact=True).click()
+    await page.wait_for_load_state()
+    assert AWKWARD_RUN in await page.locator("h1").inner_text()
+    assert await page.locator("#timeline li.transition").count() >= 1
 
 
 async def test_replay_a_dead_letter_refused_without_the_token(page: Page, filled: Filled) -> None:

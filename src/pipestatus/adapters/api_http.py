@@ -198,7 +198,7 @@ def api_router(deps: ApiDeps) -> APIRouter:
             raise _cursor_problem(exc) from None
 
     @router.get(
-        "/runs/{provider}/{run_id}",
+        "/runs/{provider}/{run_id:path}",
         response_model=RunDetail,
         responses=_problems(404),
         tags=["runs"],

@@ -144,7 +144,7 @@ def web_router(deps: ApiDeps) -> APIRouter:
             **context,
         )
 
-    @router.get("/runs/{provider}/{run_id}", response_class=HTMLResponse)
+    @router.get("/runs/{provider}/{run_id:path}", response_class=HTMLResponse)
     async def run_page(provider: str, run_id: str) -> HTMLResponse:
         try:
             found = await q.run_detail(store, provider_named(provider), run_id)
