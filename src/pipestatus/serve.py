@@ -22,6 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from pipestatus import __version__
 from pipestatus.adapters.api_http import ApiDeps, api_router, as_problem_json, install_problems
+from pipestatus.adapters.api_queries import storable
 from pipestatus.adapters.asgi import AsgiServer
 from pipestatus.adapters.health import ReadinessCheck, health_app
 from pipestatus.adapters.postgres import PgStore
@@ -122,6 +123,8 @@ async def run_serve(
         store = await stack.enter_async_context(store_from(settings.database))
 
         async def replay(request: ReplayRequest) -> ReplayResult:
+            if not storable(request.reason):  # no stored reason can match it
+                return ReplayResult(applied=0, duplicate=0, stale=0, still_failing=0)
             report = await replay_dead_letters(
                 store, routing, ids=request.ids, reason=request.reason, alerting=alerting
             )

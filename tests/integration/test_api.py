@@ -269,6 +269,26 @@ async def test_stats_count_what_the_database_holds(api: httpx.AsyncClient, fille
     assert wide.json()["buckets"] == []  # no run changed then
 
 
+async def test_text_postgresql_cannot_hold_matches_nothing(api: httpx.AsyncClient) -> None:
+    """Found by the property tests: a NUL in a filter was a 500 (PostgreSQL refuses it)."""
+    assert await run_keys(api, pipeline_id="p\x00") == []
+    letters = await api.get("/api/v1/dead-letters", params={"reason": "not_json\x00"})
+    assert (letters.status_code, letters.json()["items"]) == (200, [])
+    run = await api.get("/api/v1/runs/codat/" + quote("r\x00", safe=""))
+    assert run.status_code == 404
+    auth = {"Authorization": f"Bearer {TOKEN}", "content-type": "application/json"}
+    replay = await api.post(
+        "/api/v1/dead-letters/replay", content=b'{"reason": "x\\u0000"}', headers=auth
+    )
+    assert replay.status_code == 200, replay.text
+    assert replay.json() == {"applied": 0, "duplicate": 0, "stale": 0, "still_failing": 0}
+    surrogate = await api.post(
+        "/api/v1/dead-letters/replay", content=b'{"reason": "\\udb52x"}', headers=auth
+    )
+    assert surrogate.status_code == 422  # not Unicode text: refused before any query
+    assert surrogate.headers["content-type"] == "application/problem+json"
+
+
 async def test_filter_times_outside_1970_2200_mean_from_the_start_or_to_the_end(
     api: httpx.AsyncClient, filled: Filled
 ) -> None:

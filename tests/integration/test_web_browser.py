@@ -240,7 +240,7 @@ async def test_reads_without_javascript_and_asks_no_other_host(
         if javascript:
             # The vendored script refreshes the rows in place (every 10 s).
             await page.wait_for_function(
-                "document.getElementById('live').dataset.refreshed", timeout=20_000
+                "document.getElementById('live').dataset.refreshed", timeout=45_000
             )
         else:
             await shot(page, "runs-without-javascript")

@@ -33,6 +33,7 @@ from pipestatus.api_models import (
     encode_cursor,
 )
 from pipestatus.domain.states import Provider, RunState
+from pipestatus.service import text_storable
 
 _LIST_RUNS = """
 SELECT * FROM runs
@@ -44,41 +45,68 @@ WHERE ($1::text IS NULL OR provider = $1)
   AND ($6::timestamptz IS NULL OR ended_at >= $6)
   AND ($7::timestamptz IS NULL OR ended_at < $7)
   AND ($8::bool IS NULL OR (warnings <> '[]'::jsonb) = $8)
-  AND ($9::timestamptz IS NULL OR (updated_at, provider, run_id) < ($9, $10::text, $11::text))
+  AND {after}
 ORDER BY updated_at DESC, provider DESC, run_id DESC
 LIMIT $12
 """
+#: Two statements, not ``$9 IS NULL OR …``: a generic plan cannot start an index scan at
+#: an optional bound, so a deep page would scan every row before its cursor.
+_LIST_RUNS_FIRST = _LIST_RUNS.replace(
+    "{after}", "$9::timestamptz IS NULL AND $10::text IS NULL AND $11::text IS NULL"
+)
+_LIST_RUNS_AFTER = _LIST_RUNS.replace(
+    "{after}", "(updated_at, provider, run_id) < ($9::timestamptz, $10::text, $11::text)"
+)
+#: A loose index scan: the page's pipelines one index probe each (runs_pipeline_idx),
+#: then each pipeline's figures from its own index range; never a scan of all runs.
 _LIST_PIPELINES = """
-WITH per AS (
-    SELECT provider, pipeline_id, count(*) AS runs,
+WITH RECURSIVE keys AS (
+    (SELECT provider, pipeline_id FROM runs
+     WHERE ($1::text IS NULL OR provider = $1) AND {after}
+     ORDER BY provider, pipeline_id
+     LIMIT 1)
+    UNION ALL
+    SELECT following.provider, following.pipeline_id FROM keys
+    CROSS JOIN LATERAL (
+        SELECT r.provider, r.pipeline_id FROM runs r
+        WHERE (r.provider, r.pipeline_id) > (keys.provider, keys.pipeline_id)
+          AND ($1::text IS NULL OR r.provider = $1)
+        ORDER BY r.provider, r.pipeline_id
+        LIMIT 1
+    ) AS following
+), page AS (
+    SELECT * FROM keys LIMIT $4
+)
+SELECT page.provider, page.pipeline_id, figures.runs, figures.last_success_at,
+       figures.last_failure_at, latest.run_id AS latest_run_id, latest.state,
+       latest.updated_at, latest.error_category, latest.error_message,
+       (SELECT count(*) FROM runs f
+        WHERE f.provider = page.provider AND f.pipeline_id = page.pipeline_id
+          AND f.state = 'failed'
+          AND COALESCE(f.ended_at, f.updated_at)
+              > COALESCE(figures.last_success_at, '-infinity'::timestamptz)
+       ) AS consecutive_failures
+FROM page
+CROSS JOIN LATERAL (
+    SELECT count(*) AS runs,
            max(COALESCE(ended_at, updated_at)) FILTER (WHERE state = 'succeeded')
                AS last_success_at,
            max(COALESCE(ended_at, updated_at)) FILTER (WHERE state = 'failed')
                AS last_failure_at
-    FROM runs
-    WHERE ($1::text IS NULL OR provider = $1)
-      AND ($2::text IS NULL OR (provider, pipeline_id) > ($2, $3::text))
-    GROUP BY provider, pipeline_id
-    ORDER BY provider, pipeline_id
-    LIMIT $4
-)
-SELECT per.*, latest.run_id AS latest_run_id, latest.state, latest.updated_at,
-       latest.error_category, latest.error_message,
-       (SELECT count(*) FROM runs f
-        WHERE f.provider = per.provider AND f.pipeline_id = per.pipeline_id
-          AND f.state = 'failed'
-          AND COALESCE(f.ended_at, f.updated_at)
-              > COALESCE(per.last_success_at, '-infinity'::timestamptz)
-       ) AS consecutive_failures
-FROM per
+    FROM runs a WHERE a.provider = page.provider AND a.pipeline_id = page.pipeline_id
+) AS figures
 CROSS JOIN LATERAL (
     SELECT run_id, state, updated_at, error_category, error_message FROM runs l
-    WHERE l.provider = per.provider AND l.pipeline_id = per.pipeline_id
+    WHERE l.provider = page.provider AND l.pipeline_id = page.pipeline_id
     ORDER BY updated_at DESC, run_id DESC
     LIMIT 1
 ) AS latest
-ORDER BY per.provider, per.pipeline_id
+ORDER BY page.provider, page.pipeline_id
 """
+_LIST_PIPELINES_FIRST = _LIST_PIPELINES.replace("{after}", "$2::text IS NULL AND $3::text IS NULL")
+_LIST_PIPELINES_AFTER = _LIST_PIPELINES.replace(
+    "{after}", "(provider, pipeline_id) > ($2::text, $3::text)"
+)
 _LIST_DEAD_LETTERS = """
 SELECT id, provider, source_topic, source_partition, source_offset, value_size, value_truncated,
        stage, reason, field_path, message, first_seen_at, replayed_at, replay_result
@@ -115,6 +143,12 @@ ORDER BY 1, 2
 DeadLetterStatus = Literal["open", "replayed", "all"]
 
 
+def storable(*texts: str | None) -> bool:
+    """Whether PostgreSQL can hold these texts. A filter that fails this matches no stored
+    value, so it is answered without a query (PostgreSQL would refuse it)."""
+    return all(text is None or text_storable(text) for text in texts)
+
+
 @dataclass(frozen=True, slots=True)
 class RunQuery:
     """``GET /runs``'s filters; ``since`` is inclusive, ``until`` exclusive."""
@@ -135,9 +169,11 @@ async def list_runs_page(store: PgStore, q: RunQuery) -> RunPage:
     after: tuple[Any, ...] = (None, None, None)
     if q.cursor is not None:
         after = decode_cursor("runs", q.cursor, (datetime, str, str))
+    if not storable(q.pipeline_id, *after[1:]):
+        return RunPage(items=[], next_cursor=None)
     with map_pg_errors():
         rows = await store.pool.fetch(
-            _LIST_RUNS,
+            _LIST_RUNS_FIRST if q.cursor is None else _LIST_RUNS_AFTER,
             q.provider.value if q.provider else None,
             [s.value for s in q.states],
             q.pipeline_id,
@@ -160,6 +196,8 @@ async def list_runs_page(store: PgStore, q: RunQuery) -> RunPage:
 
 
 async def run_detail(store: PgStore, provider: Provider, run_id: str) -> RunDetail | None:
+    if not storable(run_id):
+        return None
     found = await show_run(store, provider.value, run_id)
     if found is None:
         return None
@@ -173,9 +211,14 @@ async def list_pipelines(
     after: tuple[Any, ...] = (None, None)
     if cursor is not None:
         after = decode_cursor("pipelines", cursor, (str, str))
+    if not storable(*after):
+        return PipelinePage(items=[], next_cursor=None)
     with map_pg_errors():
         rows = await store.pool.fetch(
-            _LIST_PIPELINES, provider.value if provider else None, *after, limit + 1
+            _LIST_PIPELINES_FIRST if cursor is None else _LIST_PIPELINES_AFTER,
+            provider.value if provider else None,
+            *after,
+            limit + 1,
         )
     page, more = rows[:limit], len(rows) > limit
     items = [PipelineView.model_validate(dict(row)) for row in page]
@@ -200,6 +243,8 @@ async def list_dead_letters_page(
     before: int | None = None
     if cursor is not None:
         (before,) = decode_cursor("dead-letters", cursor, (int,))
+    if not storable(reason):
+        return DeadLetterPage(items=[], next_cursor=None)
     with map_pg_errors():
         rows = await store.pool.fetch(
             _LIST_DEAD_LETTERS,

@@ -4,8 +4,8 @@ Loads a synthetic history straight into PostgreSQL (``--runs`` runs, ``--transit
 per run, spread over four providers, eight states and 5 000 pipelines), then times the
 API's own query (``adapters/api_queries.list_runs_page``) for the first and the
 hundredth page of each main filter, against the same query paged with ``OFFSET`` as the
-baseline, in the same run. Embedded PostgreSQL unless PIPESTATUS_BENCH_DATABASE_URL names
-one.
+baseline, in the same run; and the pipelines list (keyset only). Embedded PostgreSQL
+unless PIPESTATUS_BENCH_DATABASE_URL names one.
 
     python -m pipestatus_dev.bench.api_queries --runs 1000000 --transitions 5
 """
@@ -23,7 +23,7 @@ from dataclasses import replace
 from functools import partial
 from typing import Any
 
-from pipestatus.adapters.api_queries import RunQuery, list_runs_page
+from pipestatus.adapters.api_queries import RunQuery, list_pipelines, list_runs_page
 from pipestatus.adapters.postgres import PgStore
 from pipestatus.adapters.queries import run_view
 from pipestatus.domain.states import Provider, RunState
@@ -133,7 +133,19 @@ async def _measure(store: PgStore, repeat: int) -> dict[str, Any]:
             f"OFFSET page {DEEP}": offset_deep,
         }
         _say(f"{name}: {json.dumps(results[name])}")
+    cursor = None
+    for _ in range(DEEP - 1):
+        cursor = (await list_pipelines(store, provider=None, cursor=cursor, limit=PAGE)).next_cursor
+    results["pipelines"] = {
+        "keyset page 1": await _timed(partial(_pipelines, store, None), repeat),
+        f"keyset page {DEEP}": await _timed(partial(_pipelines, store, cursor), repeat),
+    }
+    _say(f"pipelines: {json.dumps(results['pipelines'])}")
     return results
+
+
+async def _pipelines(store: PgStore, cursor: str | None) -> Any:
+    return await list_pipelines(store, provider=None, cursor=cursor, limit=PAGE)
 
 
 async def _bench(url: str, runs: int, transitions: int, repeat: int) -> dict[str, Any]:
@@ -162,7 +174,8 @@ def table(report: dict[str, Any]) -> str:
     ]
     for name, figures in report["queries"].items():
         for page in (1, DEEP):
-            keyset, offset = figures[f"keyset page {page}"], figures[f"OFFSET page {page}"]
+            keyset = figures[f"keyset page {page}"]
+            offset = figures.get(f"OFFSET page {page}", {"p50_ms": "-", "p99_ms": "-"})
             lines.append(
                 f"{name:<16} {page:>5} {keyset['p50_ms']:>11} {keyset['p99_ms']:>11} "
                 f"{offset['p50_ms']:>11} {offset['p99_ms']:>11}"
