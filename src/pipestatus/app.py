@@ -31,7 +31,7 @@ from pipestatus.errors import BrokerError, BrokerRefusedError, InfrastructureErr
 from pipestatus.intake import InboundRecord, Prepared, Routing
 from pipestatus.redeliveries import RedeliveryMemo
 from pipestatus.service import Alerting, BatchReport, commit_batch, prepare_batch
-from pipestatus.settings import Settings
+from pipestatus.settings import DatabaseSettings, Settings
 
 logger = logging.getLogger(__name__)
 
@@ -69,6 +69,16 @@ def routing_from(settings: Settings) -> Routing:
         topics=settings.kafka.topics,
         cloudevents_type_prefixes=settings.kafka.cloudevents_type_prefixes,
         max_payload_bytes=settings.worker.max_payload_bytes,
+    )
+
+
+def store_from(database: DatabaseSettings) -> PgStore:
+    """The pool the settings describe (not yet open)."""
+    return PgStore(
+        database.url.get_secret_value(),
+        max_size=database.pool_max_size,
+        connect_timeout_s=database.connect_timeout_s,
+        idle_in_transaction_timeout_s=database.idle_in_transaction_timeout_s,
     )
 
 
@@ -121,14 +131,7 @@ async def run_worker(
     routing = routing_from(settings)
     database = settings.database
     async with contextlib.AsyncExitStack() as stack:
-        store = await stack.enter_async_context(
-            PgStore(
-                database.url.get_secret_value(),
-                max_size=database.pool_max_size,
-                connect_timeout_s=database.connect_timeout_s,
-                idle_in_transaction_timeout_s=database.idle_in_transaction_timeout_s,
-            )
-        )
+        store = await stack.enter_async_context(store_from(database))
         await store.migrate()
         client = await stack.enter_async_context(http_client())
         receivers = build_receivers(settings.alerts, client)

@@ -1,4 +1,5 @@
-"""Generates the committed ``schemas/`` directory from the models (one file per kind)."""
+"""Generates the committed ``schemas/`` directory from the models (one file per kind),
+and the read API's OpenAPI document (``openapi.json``) from ``pipestatus serve``'s app."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from pipestatus.views import common_schemas
 
 
 def all_schemas() -> dict[str, dict[str, Any]]:
-    """File stem → JSON Schema, for every payload kind plus the common shapes."""
+    """File stem → JSON Schema, for every payload kind plus the common shapes; and OpenAPI."""
     found: dict[str, dict[str, Any]] = {}
     for spec in PROVIDERS.values():
         for kind in spec.kinds:
@@ -25,6 +26,9 @@ def all_schemas() -> dict[str, dict[str, Any]]:
         schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
         schema["$id"] = f"{name}.json"
         found[name] = schema
+    from pipestatus.serve import openapi_document  # the HTTP stack, only when exporting
+
+    found["openapi"] = openapi_document()
     return found
 
 

@@ -271,7 +271,7 @@ def storable_text(text: str) -> str:
 def _header_json(name: str, raw: bytes | None) -> dict[str, str]:
     """One header for the ``jsonb`` column, whatever its bytes: text where jsonb takes it
     (valid UTF-8 without NUL), else hex (``hex`` for the value, ``key_hex`` for the name)."""
-    entry = {"key": name} if _jsonb_safe(name) else {"key_hex": _name_bytes(name).hex()}
+    entry = {"key": name} if text_storable(name) else {"key_hex": _name_bytes(name).hex()}
     value = raw or b""
     if b"\x00" not in value:
         try:
@@ -283,7 +283,8 @@ def _header_json(name: str, raw: bytes | None) -> dict[str, str]:
     return entry
 
 
-def _jsonb_safe(text: str) -> bool:
+def text_storable(text: str) -> bool:
+    """Whether PostgreSQL text and jsonb can hold ``text``: no NUL, no lone surrogate."""
     if "\x00" in text:
         return False
     try:

@@ -340,6 +340,16 @@ class PollSettings(BaseModel):
         return self
 
 
+class ApiSettings(BaseModel):
+    """The read API and web page (``pipestatus serve``)."""
+
+    host: str = Field("127.0.0.1", description="bind address (`0.0.0.0` in containers)")
+    port: int = Field(8089, ge=0, le=65535, description="port (0 picks a free one)")
+    write_token: SecretStr | None = Field(
+        None, description="bearer token for `POST /api/v1/dead-letters/replay`; unset: replay off"
+    )
+
+
 class Settings(BaseSettings):
     """All of pipestatus's configuration."""
 
@@ -354,6 +364,7 @@ class Settings(BaseSettings):
     http: HttpSettings = Field(default_factory=HttpSettings)
     ingress: IngressSettings = Field(default_factory=IngressSettings)
     poll: PollSettings = Field(default_factory=PollSettings)
+    api: ApiSettings = Field(default_factory=ApiSettings)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["text", "json"] = "text"
 

@@ -35,6 +35,7 @@ async def test_demo_runs_unattended_and_reaches_every_state() -> None:
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     out = done.stdout
     assert "metrics at http://127.0.0.1:" in out
+    assert "web page at http://127.0.0.1:" in out
     totals = final_totals(out)
     missing = [s.value for s in RunState if totals.get(s.value, 0) == 0]
     assert not missing, f"no runs reached {missing}:\n{out[-2500:]}"

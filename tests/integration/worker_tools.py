@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from typing import Any
 
 import httpx
 
+from pipestatus.adapters.asgi import AsgiServer
 from pipestatus.adapters.health import HealthServer
 from pipestatus.adapters.metrics import Metrics
 from pipestatus.app import run_worker
@@ -37,6 +38,27 @@ async def running_worker(
     finally:
         stop.set()
         await asyncio.wait_for(task, 90)
+
+
+#: ``run_ingress`` and ``run_serve``: serve until ``stop``, report the server to ``on_ready``.
+ServerRun = Callable[..., Coroutine[Any, Any, None]]
+
+
+@contextlib.asynccontextmanager
+async def running_server(run: ServerRun, settings: Settings) -> AsyncIterator[AsgiServer]:
+    """``run(settings)`` as a task; yields its server; stops it like SIGTERM does."""
+    stop = asyncio.Event()
+    ready: asyncio.Future[AsgiServer] = asyncio.get_running_loop().create_future()
+    task = asyncio.create_task(run(settings, stop=stop, on_ready=ready.set_result))
+    waiting: set[asyncio.Future[Any]] = {task, ready}
+    done, _ = await asyncio.wait(waiting, timeout=60, return_when=asyncio.FIRST_COMPLETED)
+    if task in done:
+        task.result()  # raises the startup error
+    try:
+        yield ready.result()
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 60)
 
 
 async def eventually(

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from pipestatus import __version__
-from pipestatus.cli import edge, offline, operate, poll, retention
+from pipestatus.cli import api, edge, offline, operate, poll, retention
 from pipestatus.errors import (
     BrokerRefusedError,
     ConfigError,
@@ -53,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     retention.register(commands)
     edge.register(commands)
     poll.register(commands)
+    api.register(commands)
     dev = dev_commands()
     if dev is not None:
         dev.register(commands)

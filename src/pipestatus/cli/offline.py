@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from pipestatus.cli.arguments import PROVIDER_HELP, provider_name
 from pipestatus.domain.states import Provider
 from pipestatus.errors import EventError
 from pipestatus.providers import parse_record
@@ -26,8 +27,9 @@ def register(commands: Any) -> None:
     validate.add_argument("path", help="payload file, or - for standard input")
     validate.add_argument(
         "--provider",
-        choices=[p.value for p in Provider],
-        help="provider of the payload (may be omitted when the shape is unambiguous)",
+        type=provider_name,
+        help=f"provider of the payload (may be omitted when the shape is unambiguous): "
+        f"{PROVIDER_HELP}",
     )
     validate.set_defaults(handler=cmd_validate, offline=True)
 

@@ -27,7 +27,8 @@ from pipestatus.app import (
     run_worker,
     tune_garbage_collector,
 )
-from pipestatus.domain.states import Provider, RunState
+from pipestatus.cli.arguments import PROVIDER_HELP, provider_name
+from pipestatus.domain.states import RunState
 from pipestatus.replay import replay_dead_letters
 from pipestatus.settings import Settings, redact_url
 from pipestatus.views import dump
@@ -60,7 +61,7 @@ def register(commands: Any) -> None:
     runs = commands.add_parser("runs", help="list and show runs")
     runs_commands = runs.add_subparsers(dest="runs_command", required=True)
     runs_list = runs_commands.add_parser("list", help="runs, most recently updated first")
-    runs_list.add_argument("--provider", choices=[p.value for p in Provider])
+    runs_list.add_argument("--provider", type=provider_name, help=PROVIDER_HELP)
     runs_list.add_argument("--state", choices=[s.value for s in RunState])
     runs_list.add_argument("--pipeline", help="pipeline id")
     runs_list.add_argument("--since", type=_moment, help="updated at or after (ISO 8601)")
@@ -68,7 +69,7 @@ def register(commands: Any) -> None:
     runs_list.add_argument("--json", action="store_true", help="one JSON object per line")
     runs_list.set_defaults(handler=cmd_runs_list)
     runs_show = runs_commands.add_parser("show", help="one run and its transitions")
-    runs_show.add_argument("provider", choices=[p.value for p in Provider])
+    runs_show.add_argument("provider", type=provider_name, help=PROVIDER_HELP)
     runs_show.add_argument("run_id")
     runs_show.add_argument("--json", action="store_true")
     runs_show.set_defaults(handler=cmd_runs_show)

@@ -108,3 +108,12 @@ class ErrorCategory(StrEnum):
     pipeline_error = "pipeline_error"
     #: The provider gave no usable cause.
     unknown = "unknown"
+
+
+def provider_named(name: str) -> Provider:
+    """The provider called ``name``, in its own spelling or its topic's (``zoho-dataprep``)."""
+    try:
+        return Provider(name.strip().lower().replace("-", "_"))
+    except ValueError:
+        known = ", ".join(p.value for p in Provider)
+        raise ValueError(f"unknown provider {name!r} (known: {known})") from None

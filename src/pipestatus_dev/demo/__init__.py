@@ -17,14 +17,16 @@ import secrets
 import socket
 import sys
 import time
-from typing import TextIO
+from typing import Any, TextIO
 
+from pipestatus.adapters.asgi import AsgiServer
 from pipestatus.adapters.health import HealthServer
 from pipestatus.adapters.metrics import Metrics
 from pipestatus.adapters.postgres import PgStore
 from pipestatus.app import install_stop_signals, run_worker
 from pipestatus.domain.states import Provider
-from pipestatus.settings import DEFAULT_TOPICS, Settings
+from pipestatus.serve import run_serve
+from pipestatus.settings import DEFAULT_TOPICS, ApiSettings, Settings
 from pipestatus_dev.demo.edge import running_edge
 from pipestatus_dev.demo.feed import Feeder, demo_records
 from pipestatus_dev.demo.receiver import LocalReceiver
@@ -98,6 +100,23 @@ async def _with_services(
         )
         server = await ready
         metrics_url = f"{server.url}/metrics" if server else "(disabled)"
+        # `pipestatus serve` beside the worker: the web page shows the demo's runs live.
+        page_ready: asyncio.Future[AsgiServer] = asyncio.get_running_loop().create_future()
+        serve_stop = asyncio.Event()
+        serving = asyncio.create_task(
+            run_serve(
+                settings.model_copy(
+                    update={"api": ApiSettings(port=8089 if _port_free(8089) else 0)}
+                ),
+                stop=serve_stop,
+                on_ready=page_ready.set_result,
+            )
+        )
+        starting: set[asyncio.Future[Any]] = {serving, page_ready}
+        await asyncio.wait(starting, return_when=asyncio.FIRST_COMPLETED)
+        if serving.done():
+            serving.result()  # raises why the page could not start
+        _step(out, f"web page at {page_ready.result().url}/ (runs appear live)")
         _step(out, f"metrics at {metrics_url}; feeding traffic at {rate:.0f} records/s")
         records = demo_records(max(200, int(rate * (duration_s or 600))))
         feeder = Feeder(bootstrap, topics, rate)
@@ -125,6 +144,8 @@ async def _with_services(
         finally:
             stop.set()
             await feeding
+            serve_stop.set()
+            await serving
             worker_stop.set()
             await worker
         print(
